@@ -1,0 +1,53 @@
+# Genonaut monitoring: `make build` then `make test` on a fresh Debian machine.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+.PHONY: venv
+venv: $(STAMP) ## Create .venv and install the project with its dev tools
+
+.PHONY: build
+build: $(STAMP) ## Create .venv, install the project, generate out/ (python build.py)
+	$(BIN)/python build.py
+
+.PHONY: check
+check: $(STAMP) ## Validate a fresh build and fail if out/ differs from it
+	$(BIN)/python build.py --check
+
+.PHONY: test
+test: $(STAMP) ## Run the whole test suite (prepares .venv first)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+.PHONY: lint
+lint: $(STAMP) ## ruff check, ruff format --check, mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy .
+
+.PHONY: fmt
+fmt: $(STAMP) ## Format and autofix with ruff
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+.PHONY: bench
+bench: $(STAMP) ## Measure middleware overhead and scrape cost against the peers
+	$(BIN)/python -m benchmarks.overhead
+
+.PHONY: clean
+clean: ## Remove generated output and caches (keeps .venv)
+	rm -rf out .pytest_cache .mypy_cache .ruff_cache

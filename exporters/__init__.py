@@ -1,0 +1,1 @@
+"""Prometheus metrics, structured logs and a demo API for Genonaut's FastAPI services."""

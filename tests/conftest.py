@@ -1,0 +1,57 @@
+"""Shared fixtures: system tools, free ports, a fresh registry per test."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import sys
+from pathlib import Path
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+# Debian package that provides each system tool the tests use.
+TOOL_PACKAGES = {
+    "prometheus": "prometheus",
+    "promtool": "prometheus",
+    "prometheus-alertmanager": "prometheus-alertmanager",
+    "amtool": "prometheus-alertmanager",
+    "docker-compose": "docker-compose",
+    "initdb": "postgresql",
+    "pg_ctl": "postgresql",
+}
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def require_tool(name: str) -> str:
+    """Path of a system tool; skip the test without it, or fail under CI=true."""
+    path = shutil.which(name)
+    if path is None and name in ("initdb", "pg_ctl"):
+        found = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"))
+        path = str(found[-1]) if found else None
+    if path is None:
+        package = TOOL_PACKAGES.get(name, name)
+        reason = f"{name} is not installed: apt-get install --no-install-recommends {package}"
+        if IN_CI:
+            pytest.fail(f"CI must have {name}: {reason}")
+        pytest.skip(reason)
+    return path
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def registry() -> CollectorRegistry:
+    """A fresh registry, so every test starts from zero."""
+    return CollectorRegistry()
