@@ -1,0 +1,1 @@
+"""Development scripts: local stack, load generator, log analysis, exports, previews."""
