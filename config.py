@@ -182,7 +182,18 @@ TEST_CONFIG = replace(
     ),
 )
 
-PROFILES: dict[str, Config] = {"default": CONFIG, "test": TEST_CONFIG}
+# What `docker compose up` runs (docker-compose.yml mounts `build.py --profile compose
+# --out out-compose`): the default values, with every address a compose service name.
+# The ports are the containers' own (the API image listens on 8000, the images' defaults
+# for the rest); the host ports published on 127.0.0.1 come from Ports.
+COMPOSE_CONFIG = replace(
+    CONFIG,
+    profile="compose",
+    targets=replace(CONFIG.targets, api=("api:8000",), alertmanager=("alertmanager:9093",)),
+    notifications=replace(CONFIG.notifications, smarthost="mailpit:1025"),
+)
+
+PROFILES: dict[str, Config] = {"default": CONFIG, "test": TEST_CONFIG, "compose": COMPOSE_CONFIG}
 
 
 def profile(name: str) -> Config:
