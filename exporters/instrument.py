@@ -1,0 +1,194 @@
+"""``instrument(app)``: metrics middleware, ``/metrics``, frontend reports and DB listeners.
+
+app = FastAPI()
+instrumentation = instrument(app, engine=engine)
+pages = instrumentation.cache("content-pages")
+pages.hit()
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import threading
+import weakref
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, cast
+
+from prometheus_client import REGISTRY, CollectorRegistry, ProcessCollector, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
+from prometheus_client.metrics_core import Metric
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
+from starlette.requests import Request
+from starlette.responses import Response
+
+import config
+from exporters import catalogue
+from exporters.cache import CacheRecorder, CacheRecorders, frontend_endpoint
+from exporters.middleware import MetricsMiddleware
+from exporters.pagination import PaginationParams
+
+DEFAULT_FRONTEND_CACHES = ("content-pages", "content-items", "thumbnails")
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+_metrics_by_registry: weakref.WeakKeyDictionary[CollectorRegistry, catalogue.Metrics] = (
+    weakref.WeakKeyDictionary()
+)
+_metrics_lock = threading.Lock()
+
+
+def metrics_for(registry: CollectorRegistry | None = None) -> catalogue.Metrics:
+    """The catalogue's collectors in ``registry`` (default REGISTRY), created once per registry.
+
+    A custom registry also gets a ProcessCollector (REGISTRY has one already).
+    """
+    registry = REGISTRY if registry is None else registry
+    with _metrics_lock:
+        metrics = _metrics_by_registry.get(registry)
+        if metrics is None:
+            metrics = catalogue.Metrics(registry)
+            if registry is not REGISTRY:
+                ProcessCollector(registry=registry)
+            _metrics_by_registry[registry] = metrics
+    return metrics
+
+
+class Instrumentation:
+    """What :func:`instrument` set up: the registry, the collectors, cache recorders.
+
+    >>> instrumentation.cache("content-pages").miss()  # doctest: +SKIP
+    """
+
+    def __init__(self, registry: CollectorRegistry, metrics: catalogue.Metrics) -> None:
+        self.registry = registry
+        self.metrics = metrics
+        self._caches = CacheRecorders(metrics)
+
+    def cache(self, name: str) -> CacheRecorder:
+        """The hit/miss recorder of server-side cache ``name`` (both counters start at 0)."""
+        return self._caches.get(name)
+
+
+class WithoutCreated:
+    """A view of a registry without the ``*_created`` samples.
+
+    prometheus_client adds a ``_created`` series next to every counter and
+    histogram child: it doubles the counter series, and nothing here reads it
+    (Prometheus detects resets without it). Its only switch,
+    ``disable_created_metrics()``, is process-global and would change every
+    other exposition in the process; filtering at this one endpoint does not.
+    """
+
+    def __init__(self, source: Any) -> None:
+        self._source = source
+
+    def collect(self) -> Iterator[Metric]:
+        """The source's metrics, minus the created timestamps of counters and histograms."""
+        for metric in self._source.collect():
+            if metric.type in ("counter", "histogram", "summary", "gaugehistogram"):
+                created = metric.name + "_created"
+                kept = [s for s in metric.samples if s.name != created]
+                if len(kept) != len(metric.samples):
+                    # A copy: a custom collector may hand out the same Metric every scrape.
+                    metric = _copy(metric, kept)
+            yield metric
+
+
+def _copy(metric: Metric, samples: list[Any]) -> Metric:
+    copy = Metric(metric.name, metric.documentation, metric.type, metric.unit)
+    copy.samples = samples
+    return copy
+
+
+def metrics_endpoint(registry: CollectorRegistry) -> Callable[[Request], Response]:
+    """``GET /metrics``: the registry, or every worker's values in multiprocess mode."""
+    multiproc_dir = os.environ.get(MULTIPROC_ENV)
+
+    # A sync endpoint: Starlette runs it in the threadpool, so a large scrape does
+    # not stall the event loop serving API requests.
+    def metrics(request: Request) -> Response:
+        source: Any = registry
+        if multiproc_dir:
+            # Each worker writes its values to files in the directory; read them all.
+            source = CollectorRegistry()
+            MultiProcessCollector(source, path=multiproc_dir)
+        body = generate_latest(cast(Any, WithoutCreated(source)))
+        return Response(body, media_type=CONTENT_TYPE_PLAIN_0_0_4)
+
+    return metrics
+
+
+def _engines(engine: Any) -> list[tuple[str | None, Any]]:
+    if isinstance(engine, Mapping):
+        return [(str(name), value) for name, value in engine.items()]
+    if isinstance(engine, Sequence) and not isinstance(engine, (str, bytes)):
+        return [(None, value) for value in engine]
+    return [(None, engine)]
+
+
+def instrument(
+    app: Any,
+    *,
+    engine: Any = None,
+    registry: CollectorRegistry | None = None,
+    pagination: PaginationParams | None = None,
+    slow_query_seconds: float | None = None,
+    metrics_path: str = "/metrics",
+    frontend_path: str = "/api/v1/telemetry/frontend",
+    frontend_caches: Iterable[str] = DEFAULT_FRONTEND_CACHES,
+    log_requests: bool = True,
+    excluded_paths: Iterable[str] = (),
+) -> Instrumentation:
+    """Instrument a FastAPI app in one call; returns the :class:`Instrumentation`.
+
+    Adds the metrics middleware, ``GET metrics_path`` (not itself measured),
+    ``POST frontend_path`` for frontend cache reports (cache names limited to
+    ``frontend_caches``), and SQLAlchemy listeners on ``engine`` (an Engine or
+    AsyncEngine, a sequence of them, or a mapping of pool name to engine).
+    Every metric goes to ``registry`` (default: prometheus_client's REGISTRY);
+    instrumenting several apps with one registry shares its collectors.
+    With PROMETHEUS_MULTIPROC_DIR set, ``/metrics`` serves all workers' values.
+
+        app = FastAPI()
+        instrument(app, engine=engine, slow_query_seconds=0.2)
+    """
+    if getattr(app.state, "genonaut_instrumentation", None) is not None:
+        raise RuntimeError("instrument(app): this app is already instrumented; call it once")
+    registry = REGISTRY if registry is None else registry
+    metrics = metrics_for(registry)
+    instrumentation = Instrumentation(registry, metrics)
+    slow = (
+        config.CONFIG.thresholds.slow_query_seconds
+        if slow_query_seconds is None
+        else slow_query_seconds
+    )
+
+    app.add_middleware(
+        MetricsMiddleware,
+        metrics=metrics,
+        pagination=pagination,
+        excluded_paths=(metrics_path, *excluded_paths),
+        log_requests=log_requests,
+    )
+    app.add_route(
+        metrics_path, metrics_endpoint(registry), methods=["GET"], include_in_schema=False
+    )
+    # An API route: FastAPI records those in scope["route"], so the endpoint gets its label.
+    app.add_api_route(
+        frontend_path,
+        frontend_endpoint(metrics, tuple(frontend_caches)),
+        methods=["POST"],
+        status_code=204,
+        include_in_schema=False,
+    )
+    if engine is not None:
+        # Imported here: SQLAlchemy is only needed by apps that pass an engine.
+        from exporters import db
+
+        for name, each in _engines(engine):
+            db.instrument_engine(each, metrics=metrics, slow_query_seconds=slow, name=name)
+    if os.environ.get(MULTIPROC_ENV):
+        # Live gauges (requests in progress) of a worker that exits must stop counting.
+        atexit.register(mark_process_dead, os.getpid())
+    app.state.genonaut_instrumentation = instrumentation
+    return instrumentation
