@@ -15,6 +15,8 @@ then swapped into place. A failed build leaves the previous output untouched.
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import os
 import shutil
 import subprocess
@@ -23,8 +25,16 @@ import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 import config
+
+# Run as a script, this module is __main__; parts import it as `build`. Register
+# it under that name too, so both see one BuildError class.
+if __name__ == "__main__":
+    sys.modules.setdefault("build", sys.modules[__name__])
 
 ROOT = Path(__file__).resolve().parent
 DEFAULT_OUT = ROOT / "out"
@@ -65,14 +75,88 @@ def parts() -> list[Part]:
 # --- provisioning: Grafana datasources and dashboard providers, prometheus.yml ---
 
 
+PROVISIONING = ROOT / "provisioning"
+
+# Template under provisioning/ -> the file it renders to under out/.
+PROVISIONING_TEMPLATES = {
+    "grafana/datasources.yaml.j2": "grafana/provisioning/datasources/datasources.yaml",
+    "grafana/dashboards.yaml.j2": "grafana/provisioning/dashboards/dashboards.yaml",
+    "prometheus/prometheus.yml.j2": "prometheus/prometheus.yml",
+}
+
+
+def _template_values(cfg: config.Config) -> dict[str, object]:
+    """Config sections by name, so templates read ``grafana.folder``, ``intervals.*``..."""
+    return {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)}
+
+
 def provisioning_outputs(cfg: config.Config) -> Outputs:
     """Render the templates in provisioning/ with values from ``cfg``."""
-    raise NotImplementedError("provisioning templates are rendered by the dashboards work")
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(PROVISIONING),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+    # A JSON string is a valid double-quoted YAML scalar: values never need hand quoting.
+    env.filters["q"] = json.dumps
+    values = _template_values(cfg)
+    outputs: Outputs = {}
+    problems = []
+    for template, target in PROVISIONING_TEMPLATES.items():
+        try:
+            outputs[target] = env.get_template(template).render(values).encode()
+        except jinja2.TemplateError as exc:
+            problems.append(f"provisioning/{template}: {type(exc).__name__}: {exc}")
+    if problems:
+        raise BuildError(problems)
+    return outputs
+
+
+def _load_yaml(folder: Path, relative: str, problems: list[str]) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load((folder / relative).read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        problems.append(f"{relative}: cannot be read as YAML: {exc}")
+        return {}
+    if not isinstance(data, dict):
+        problems.append(f"{relative}: must be a YAML mapping")
+        return {}
+    return data
 
 
 def provisioning_validate(folder: Path, cfg: config.Config) -> list[str]:
-    """Check the rendered provisioning: promtool check config on prometheus.yml."""
-    raise NotImplementedError("provisioning checks come with the dashboards work")
+    """Check the rendered provisioning: datasource uids, provider path, promtool check config."""
+    problems: list[str] = []
+    datasources_file = PROVISIONING_TEMPLATES["grafana/datasources.yaml.j2"]
+    datasources = _load_yaml(folder, datasources_file, problems).get("datasources") or []
+    found = {ds.get("uid"): ds.get("type") for ds in datasources if isinstance(ds, dict)}
+    expected = {
+        cfg.grafana.prometheus_uid: "prometheus",
+        cfg.grafana.alertmanager_uid: "alertmanager",
+    }
+    for uid, kind in expected.items():
+        if found.get(uid) != kind:
+            problems.append(
+                f"{datasources_file}: needs a {kind} datasource with uid {uid!r} "
+                f"(config.Grafana); found {found}"
+            )
+    providers_file = PROVISIONING_TEMPLATES["grafana/dashboards.yaml.j2"]
+    providers = _load_yaml(folder, providers_file, problems).get("providers") or []
+    paths = [p.get("options", {}).get("path") for p in providers if isinstance(p, dict)]
+    if paths != [cfg.grafana.dashboards_path]:
+        problems.append(
+            f"{providers_file}: expected one file provider reading "
+            f"{cfg.grafana.dashboards_path!r} (config.Grafana.dashboards_path); found {paths}"
+        )
+    prometheus_file = PROVISIONING_TEMPLATES["prometheus/prometheus.yml.j2"]
+    problems += run_tool(
+        ["promtool", "check", "config", str(folder / prometheus_file)],
+        f"{prometheus_file}",
+    )
+    return problems
 
 
 # --- external validators ---------------------------------------------------------

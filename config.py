@@ -111,6 +111,11 @@ class Grafana:
             "database": "genonaut-database",
         }
     )
+    # Where Grafana reaches each datasource (datasources.yaml); compose service names.
+    prometheus_url: str = "http://prometheus:9090"
+    alertmanager_url: str = "http://alertmanager:9093"
+    # Where compose mounts out/grafana/dashboards inside Grafana (dashboards.yaml provider path).
+    dashboards_path: str = "/var/lib/grafana/dashboards/genonaut"
     tags: tuple[str, ...] = ("genonaut", "generated")
     refresh: str = "10s"
     timezone: str = "browser"

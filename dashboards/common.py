@@ -1,0 +1,567 @@
+"""Shared dashboard styling: PromQL helpers, panel factories, template variables, layout.
+
+Dashboard modules build panels only through these factories, so every panel
+gets a datasource, a unit, a description and thresholds in the modern
+(Grafana 10+) JSON shape. grafanalib's own classes for gauges, bar gauges,
+heatmaps, tables and targets emit pre-8.0 fields; the subclasses here emit the
+current ones instead.
+
+    >>> from exporters import catalogue as c
+    >>> quantile(0.95, c.HTTP_REQUEST_DURATION, by=("route",))
+    'histogram_quantile(0.95, sum by (le, route) (rate(http_request_duration_seconds_bucket{job="$job",instance=~"$instance"}[$__rate_interval])))'
+"""  # noqa: E501
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any, TypeAlias
+
+import attr
+import grafanalib.core as g
+
+from exporters.catalogue import EXTERNAL, MetricSpec
+
+# Every panel queries the dashboard's datasource variable, so one dashboard
+# serves any Prometheus the user picks; the variable itself defaults to the
+# provisioned uid from config.
+DATASOURCE_VAR = "datasource"
+PROMETHEUS = {"type": "prometheus", "uid": "${" + DATASOURCE_VAR + "}"}
+
+# Matchers every query carries, so the job/instance variables filter everything.
+SCOPE = ('job="$job"', 'instance=~"$instance"')
+ROUTE = 'route=~"$route"'
+
+# Series colours: one meaning per colour across all dashboards.
+OK, WARN, BAD = "green", "orange", "red"
+
+Step = dict[str, Any]
+
+
+# --- PromQL -------------------------------------------------------------------
+
+
+def external(name: str) -> MetricSpec:
+    """A metric exported by someone else (process collector, Prometheus), from the catalogue."""
+    for spec in EXTERNAL:
+        if spec.name == name:
+            return spec
+    raise ValueError(f"{name!r} is not in exporters.catalogue.EXTERNAL")
+
+
+PROCESS_CPU = external("process_cpu_seconds_total")
+PROCESS_MEMORY = external("process_resident_memory_bytes")
+UP = external("up")
+
+
+def series_name(spec: MetricSpec, suffix: str = "") -> str:
+    """The exposition name of one of ``spec``'s series (``_bucket``, ``_count``...)."""
+    name = spec.name + suffix
+    if name not in spec.series:
+        raise ValueError(f"{spec.name} has no series {name!r} (it has: {sorted(spec.series)})")
+    return name
+
+
+def selector(spec: MetricSpec, *matchers: str, suffix: str = "", route: bool = False) -> str:
+    """``name{job="$job",instance=~"$instance",...}`` for one of ``spec``'s series."""
+    labels = [*SCOPE, *((ROUTE,) if route else ()), *matchers]
+    return f"{series_name(spec, suffix)}{{{','.join(labels)}}}"
+
+
+def rate(
+    spec: MetricSpec,
+    *matchers: str,
+    suffix: str = "",
+    route: bool = False,
+    window: str = "$__rate_interval",
+) -> str:
+    """``rate(selector[$__rate_interval])``."""
+    return f"rate({selector(spec, *matchers, suffix=suffix, route=route)}[{window}])"
+
+
+def increase(spec: MetricSpec, *matchers: str, suffix: str = "", route: bool = False) -> str:
+    """``increase(selector[$__range])``: totals over the dashboard's time range."""
+    return f"increase({selector(spec, *matchers, suffix=suffix, route=route)}[$__range])"
+
+
+def sum_by(by: Sequence[str], inner: str) -> str:
+    """``sum by (labels) (inner)``, or ``sum(inner)`` without labels."""
+    return f"sum by ({', '.join(by)}) ({inner})" if by else f"sum({inner})"
+
+
+def quantile(
+    q: float,
+    spec: MetricSpec,
+    *matchers: str,
+    by: Sequence[str] = (),
+    route: bool = False,
+    window: str = "$__rate_interval",
+) -> str:
+    """The ``q`` quantile of a histogram, aggregated ``by`` the given labels (``le`` kept)."""
+    buckets = rate(spec, *matchers, suffix="_bucket", route=route, window=window)
+    return f"histogram_quantile({q}, {sum_by(('le', *by), buckets)})"
+
+
+def ratio(spec: MetricSpec, part: str, by: Sequence[str] = (), route: bool = False) -> str:
+    """Share of ``spec``'s rate whose labels match ``part`` (e.g. ``result="hit"``)."""
+    return f"{sum_by(by, rate(spec, part, route=route))}\n  / {sum_by(by, rate(spec, route=route))}"
+
+
+def mean(spec: MetricSpec, by: Sequence[str] = (), route: bool = False) -> str:
+    """Mean observed value of a histogram: rate of ``_sum`` over rate of ``_count``."""
+    total = sum_by(by, rate(spec, suffix="_sum", route=route))
+    count = sum_by(by, rate(spec, suffix="_count", route=route))
+    return f"{total}\n  / {count}"
+
+
+# --- thresholds ---------------------------------------------------------------
+
+
+def above(limit: float, base: str = OK, over: str = BAD) -> list[Step]:
+    """Threshold steps: ``base`` colour, ``over`` from ``limit`` upwards (bad when high)."""
+    return [{"color": base, "value": None}, {"color": over, "value": limit}]
+
+
+def below(limit: float) -> list[Step]:
+    """Threshold steps: red under ``limit``, green from it upwards (bad when low)."""
+    return [{"color": BAD, "value": None}, {"color": OK, "value": limit}]
+
+
+NEUTRAL: list[Step] = [{"color": OK, "value": None}]
+
+
+def _thresholds(steps: list[Step]) -> dict[str, Any]:
+    return {"mode": "absolute", "steps": steps}
+
+
+# --- targets ------------------------------------------------------------------
+
+
+@attr.s
+class Query:
+    """One PromQL query of a panel, in the Prometheus datasource's current shape."""
+
+    expr: str = attr.ib()
+    legend: str = attr.ib(default="__auto")
+    instant: bool = attr.ib(default=False)
+    table: bool = attr.ib(default=False)
+    heatmap: bool = attr.ib(default=False)
+    refId: str = attr.ib(default="")  # grafanalib's auto-id reads this name
+
+    def to_json_data(self) -> dict[str, Any]:
+        fmt = "table" if self.table else "heatmap" if self.heatmap else "time_series"
+        return {
+            "datasource": PROMETHEUS,
+            "editorMode": "code",
+            "expr": self.expr,
+            "format": fmt,
+            "instant": self.instant,
+            "legendFormat": self.legend,
+            "range": not self.instant,
+            "refId": self.refId,
+        }
+
+
+def _queries(queries: Iterable[Query | str]) -> list[Query]:
+    """Give each query a refId (A, B, ...); a bare string becomes a Query."""
+    out = []
+    for index, query in enumerate(queries):
+        query = query if isinstance(query, Query) else Query(query)
+        out.append(attr.evolve(query, refId=chr(ord("A") + index)))
+    return out
+
+
+# --- panels grafanalib renders in a pre-8.0 shape ---------------------------------
+
+
+def _reduce(calc: str) -> dict[str, Any]:
+    return {"calcs": [calc], "fields": "", "values": False}
+
+
+@attr.s
+class Gauge(g.Panel):
+    """A gauge panel (``gauge``) with modern fieldConfig/options."""
+
+    unit: str = attr.ib(default="")
+    min: float = attr.ib(default=0)
+    max: float = attr.ib(default=1)
+    calc: str = attr.ib(default="lastNotNull")
+
+    def to_json_data(self) -> dict[str, Any]:
+        return self.panel_json(
+            {
+                "fieldConfig": {
+                    "defaults": {"unit": self.unit, "min": self.min, "max": self.max},
+                    "overrides": [],
+                },
+                "options": {
+                    "reduceOptions": _reduce(self.calc),
+                    "showThresholdLabels": False,
+                    "showThresholdMarkers": True,
+                },
+                "type": g.GAUGE_TYPE,
+            }
+        )
+
+
+@attr.s
+class Bars(g.Panel):
+    """A bar gauge panel (``bargauge``) with modern fieldConfig/options."""
+
+    unit: str = attr.ib(default="")
+    calc: str = attr.ib(default="lastNotNull")
+
+    def to_json_data(self) -> dict[str, Any]:
+        return self.panel_json(
+            {
+                "fieldConfig": {
+                    "defaults": {"unit": self.unit, "min": 0, "color": {"mode": "thresholds"}},
+                    "overrides": [],
+                },
+                "options": {
+                    "displayMode": "gradient",
+                    "orientation": "horizontal",
+                    "reduceOptions": _reduce(self.calc),
+                    "showUnfilled": True,
+                    "valueMode": "color",
+                },
+                "type": g.BARGAUGE_TYPE,
+            }
+        )
+
+
+@attr.s
+class HeatmapPanel(g.Panel):
+    """A heatmap of pre-bucketed Prometheus histograms (Grafana 9+ ``heatmap`` options)."""
+
+    unit: str = attr.ib(default="")
+
+    def to_json_data(self) -> dict[str, Any]:
+        return self.panel_json(
+            {
+                "fieldConfig": {"defaults": {"unit": self.unit}, "overrides": []},
+                "options": {
+                    # Prometheus already bucketed the data: never re-bucket it.
+                    "calculate": False,
+                    "cellGap": 1,
+                    "color": {"mode": "scheme", "scheme": "Oranges", "steps": 64},
+                    "filterValues": {"le": 1e-9},
+                    "legend": {"show": True},
+                    "rowsFrame": {"layout": "auto"},
+                    "tooltip": {"mode": "single", "yHistogram": True},
+                    "yAxis": {"axisPlacement": "left", "unit": self.unit},
+                },
+                "type": g.HEATMAP_TYPE,
+            }
+        )
+
+
+@attr.s
+class TablePanel(g.Panel):
+    """A table of instant-query results, sorted by one column."""
+
+    unit: str = attr.ib(default="")
+    sort_by: str = attr.ib(default="Value")
+    hide: tuple[str, ...] = attr.ib(default=("Time",))
+
+    def to_json_data(self) -> dict[str, Any]:
+        return self.panel_json(
+            {
+                "fieldConfig": {
+                    "defaults": {
+                        "unit": self.unit,
+                        "color": {"mode": "thresholds"},
+                        "custom": {"align": "auto", "cellOptions": {"type": "color-text"}},
+                    },
+                    "overrides": [],
+                },
+                "options": {
+                    "showHeader": True,
+                    "sortBy": [{"desc": True, "displayName": self.sort_by}],
+                },
+                "transformations": [
+                    {
+                        "id": "organize",
+                        "options": {"excludeByName": {name: True for name in self.hide}},
+                    }
+                ],
+                "type": g.TABLE_TYPE,
+            }
+        )
+
+
+@attr.s
+class AlertListPanel(g.Panel):
+    """Grafana's unified alert list (``alertlist``), which grafanalib only has in 7.x form."""
+
+    datasource_name: str = attr.ib(default="")
+
+    def to_json_data(self) -> dict[str, Any]:
+        return self.panel_json(
+            {
+                "fieldConfig": {"defaults": {}, "overrides": []},
+                "options": {
+                    "alertInstanceLabelFilter": "",
+                    "alertName": "",
+                    "dashboardAlerts": False,
+                    # Rules Prometheus evaluates, read through this datasource's rules API.
+                    "datasource": self.datasource_name,
+                    "groupBy": [],
+                    "groupMode": "default",
+                    "maxItems": 20,
+                    "sortOrder": 3,  # importance: firing first
+                    "stateFilter": {
+                        "error": True,
+                        "firing": True,
+                        "noData": False,
+                        "normal": False,
+                        "pending": True,
+                    },
+                    "viewMode": "list",
+                },
+                "type": "alertlist",
+            }
+        )
+
+
+# --- panel factories ------------------------------------------------------------
+
+
+def _new(cls: Any, **fields: Any) -> Any:
+    """Instantiate a panel class; its inherited grafanalib fields are untyped."""
+    return cls(**fields)
+
+
+def _common(title: str, description: str, queries: Iterable[Query | str]) -> dict[str, Any]:
+    return {
+        "title": title,
+        "description": description,
+        "dataSource": PROMETHEUS,
+        "targets": _queries(queries),
+    }
+
+
+def timeseries(
+    title: str,
+    description: str,
+    queries: Iterable[Query | str],
+    unit: str,
+    steps: list[Step] | None = None,
+    stack: bool = False,
+    max_value: int | None = None,
+    no_value: str | None = None,
+) -> g.TimeSeries:
+    """A time series; ``steps`` draws dashed threshold lines (from config values)."""
+    extra: dict[str, Any] = {"fieldConfig": {"defaults": {}}}
+    if no_value is not None:
+        extra["fieldConfig"]["defaults"]["noValue"] = no_value
+    return g.TimeSeries(
+        **_common(title, description, queries),
+        unit=unit,
+        thresholds=steps or NEUTRAL,
+        thresholdsStyleMode="dashed" if steps else "off",
+        fillOpacity=10,
+        showPoints="never",
+        stacking={"mode": "normal", "group": "A"} if stack else {"mode": "none"},
+        legendDisplayMode="table",
+        legendPlacement="bottom",
+        legendCalcs=["mean", "max", "lastNotNull"],
+        tooltipMode="multi",
+        tooltipSort="desc",
+        valueMin=0,
+        valueMax=max_value,
+        extraJson=extra,
+    )
+
+
+def stat(
+    title: str,
+    description: str,
+    query: Query | str,
+    unit: str,
+    steps: list[Step] | None = None,
+) -> g.Stat:
+    """One big number (last value), coloured by ``steps``."""
+    return g.Stat(
+        **_common(title, description, [query]),
+        format=unit,
+        thresholds=steps or NEUTRAL,
+        color={"mode": "thresholds"},
+        reduceCalc="lastNotNull",
+        graphMode="area",
+        colorMode="value",
+        noValue="No data",
+    )
+
+
+def gauge(title: str, description: str, query: Query | str, unit: str, steps: list[Step]) -> Gauge:
+    """A 0..1 gauge with threshold markers."""
+    return _new(Gauge, **_common(title, description, [query]), unit=unit, thresholds=steps)
+
+
+def bars(
+    title: str,
+    description: str,
+    query: Query,
+    unit: str,
+    steps: list[Step] | None = None,
+) -> Bars:
+    """Horizontal bars, one per series (e.g. one per histogram bucket)."""
+    return _new(
+        Bars, **_common(title, description, [query]), unit=unit, thresholds=steps or NEUTRAL
+    )
+
+
+def pie(title: str, description: str, query: Query, unit: str) -> g.PieChartv2:
+    """A donut of each series' share of the total."""
+    return g.PieChartv2(
+        **_common(title, description, [query]),
+        unit=unit,
+        pieType="donut",
+        legendDisplayMode="table",
+        legendPlacement="right",
+        legendValues=["value", "percent"],
+        reduceOptionsCalcs=["lastNotNull"],
+        thresholds=NEUTRAL,
+    )
+
+
+def heatmap(title: str, description: str, query: Query, unit: str) -> HeatmapPanel:
+    """A heatmap of a histogram's ``_bucket`` rates."""
+    return _new(HeatmapPanel, **_common(title, description, [query]), unit=unit, thresholds=NEUTRAL)
+
+
+def table(
+    title: str, description: str, query: Query, unit: str, steps: list[Step] | None = None
+) -> TablePanel:
+    """A table of one instant query, sorted by value, highest first."""
+    return _new(
+        TablePanel, **_common(title, description, [query]), unit=unit, thresholds=steps or NEUTRAL
+    )
+
+
+def alert_list(title: str, description: str, datasource_name: str) -> AlertListPanel:
+    """Firing and pending alerts of the rules Prometheus evaluates."""
+    return _new(
+        AlertListPanel, title=title, description=description, datasource_name=datasource_name
+    )
+
+
+def text(title: str, description: str, markdown: str) -> g.Text:
+    """A markdown note."""
+    return g.Text(title=title, description=description, content=markdown)
+
+
+# --- template variables -----------------------------------------------------------
+
+
+@attr.s
+class Variable:
+    """A dashboard template variable in Grafana 10's shape."""
+
+    name: str = attr.ib()
+    label: str = attr.ib()
+    type: str = attr.ib()
+    query: str = attr.ib()
+    description: str = attr.ib()
+    current: str = attr.ib(default="")
+    current_text: str = attr.ib(default="")
+    include_all: bool = attr.ib(default=False)
+
+    def to_json_data(self) -> dict[str, Any]:
+        current = (
+            {"selected": True, "text": ["All"], "value": ["$__all"]}
+            if self.include_all
+            else {
+                "selected": True,
+                "text": self.current_text or self.current,
+                "value": self.current,
+            }
+        )
+        data: dict[str, Any] = {
+            "current": current,
+            "description": self.description,
+            "hide": 0,
+            "includeAll": self.include_all,
+            "label": self.label,
+            "multi": self.include_all,
+            "name": self.name,
+            "options": [],
+            "query": self.query,
+            "skipUrlSync": False,
+            "type": self.type,
+        }
+        if self.type == "query":
+            # Refresh the values whenever the time range changes: new instances appear.
+            data.update(datasource=PROMETHEUS, refresh=2, regex="", sort=1, definition=self.query)
+        else:
+            data.update(refresh=1, regex="")
+        return data
+
+
+def datasource_variable(default_uid: str, default_name: str) -> Variable:
+    """The Prometheus datasource picker every panel queries through."""
+    return Variable(
+        DATASOURCE_VAR,
+        "Data source",
+        "datasource",
+        "prometheus",
+        "Prometheus to query; defaults to the provisioned one.",
+        current=default_uid,
+        current_text=default_name,
+    )
+
+
+def label_variable(
+    name: str, spec: MetricSpec, description: str, *matchers: str, suffix: str = "", **kw: Any
+) -> Variable:
+    """A query variable listing ``name`` label values of a catalogue metric."""
+    selected = series_name(spec, suffix) + (f"{{{','.join(matchers)}}}" if matchers else "")
+    return Variable(
+        name,
+        name.capitalize(),
+        "query",
+        f"label_values({selected}, {name})",
+        description,
+        **kw,
+    )
+
+
+# --- layout -----------------------------------------------------------------------
+
+GRID_WIDTH = 24
+
+# A panel, or (panel, width in columns). grafanalib is untyped, so panels are Any.
+Cell: TypeAlias = Any
+
+
+def row(height: int, *cells: Cell) -> tuple[int, list[Cell]]:
+    """One row of panels of one ``height``; a cell is a panel or ``(panel, width)``."""
+    return height, list(cells)
+
+
+def layout(*rows: tuple[int, list[Cell]]) -> list[g.Panel]:
+    """Place rows top to bottom; panels without a width share what is left of the 24 columns.
+
+    >>> [p.gridPos.x for p in layout(row(8, g.Text(title="a"), (g.Text(title="b"), 16)))]
+    [0, 8]
+    """
+    placed: list[g.Panel] = []
+    y = 0
+    for height, cells in rows:
+        fixed = sum(cell[1] for cell in cells if isinstance(cell, tuple))
+        free = [cell for cell in cells if not isinstance(cell, tuple)]
+        if fixed > GRID_WIDTH or (free and fixed + len(free) > GRID_WIDTH):
+            titles = [c[0].title if isinstance(c, tuple) else c.title for c in cells]
+            raise ValueError(f"row {titles} is wider than the {GRID_WIDTH}-column grid")
+        share, extra = divmod(GRID_WIDTH - fixed, len(free)) if free else (0, 0)
+        x = 0
+        for cell in cells:
+            if isinstance(cell, tuple):
+                panel, width = cell
+            else:
+                panel, width = cell, share + (1 if extra > 0 else 0)
+                extra -= 1
+            placed.append(attr.evolve(panel, gridPos=g.GridPos(h=height, w=width, x=x, y=y)))
+            x += width
+        y += height
+    return placed

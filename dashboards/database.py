@@ -1,0 +1,203 @@
+"""Database performance dashboard: statement time, rate, errors, the pool and caches.
+
+>>> import config
+>>> dashboard(config.CONFIG).title
+'Genonaut: database performance'
+"""
+
+from __future__ import annotations
+
+import grafanalib.core as g
+
+import config
+from dashboards import common as c
+from exporters import catalogue as m
+
+STATEMENT = ("operation", "table")
+LEGEND = "{{operation}} {{table}}"
+
+
+def query_time(cfg: config.Config) -> g.Panel:
+    return c.timeseries(
+        "Query time",
+        "Statement execution time percentiles over all operations and tables. Above the "
+        f"dashed line ({cfg.thresholds.db_query_p95_seconds:g}s) at p95 for "
+        f"{cfg.durations.database_slow_queries} fires DatabaseSlowQueries.",
+        [
+            c.Query(c.quantile(q, m.DB_QUERY_DURATION), f"p{round(q * 100)}")
+            for q in (0.5, 0.95, 0.99)
+        ],
+        unit="s",
+        steps=c.above(cfg.thresholds.db_query_p95_seconds),
+    )
+
+
+def query_time_by_statement(cfg: config.Config) -> g.Panel:
+    return c.timeseries(
+        "Query time p95 by operation and table",
+        "95th percentile statement time per SQL operation and main table: find which "
+        "statement got slow. Dashed line: the DatabaseSlowQueries threshold "
+        f"({cfg.thresholds.db_query_p95_seconds:g}s).",
+        [c.Query(c.quantile(0.95, m.DB_QUERY_DURATION, by=STATEMENT), LEGEND)],
+        unit="s",
+        steps=c.above(cfg.thresholds.db_query_p95_seconds),
+    )
+
+
+def query_time_heatmap(cfg: config.Config) -> g.Panel:
+    return c.heatmap(
+        "Query time distribution",
+        "Statements per second in each duration bucket of the query-time histogram. A "
+        "second band appearing higher up means a class of statements got slow.",
+        c.Query(
+            c.sum_by(("le",), c.rate(m.DB_QUERY_DURATION, suffix="_bucket")),
+            "{{le}}",
+            heatmap=True,
+        ),
+        unit="s",
+    )
+
+
+def query_rate(cfg: config.Config) -> g.Panel:
+    return c.timeseries(
+        "Query rate by operation and table",
+        "Statements per second per SQL operation and main table.",
+        [c.Query(c.sum_by(STATEMENT, c.rate(m.DB_QUERY_DURATION, suffix="_count")), LEGEND)],
+        unit="ops",
+        stack=True,
+    )
+
+
+def slow_queries(cfg: config.Config) -> g.Panel:
+    return c.timeseries(
+        "Slow queries",
+        "Statements per second slower than the exporter's slow-query threshold "
+        f"({cfg.thresholds.slow_query_seconds:g}s by default); each is also logged by "
+        "genonaut.db with its fingerprint. Above the dashed line "
+        f"({cfg.thresholds.slow_queries_per_second:g}/s) DatabaseSlowQueries fires.",
+        [c.Query(c.sum_by(STATEMENT, c.rate(m.DB_SLOW_QUERIES)), LEGEND)],
+        unit="ops",
+        steps=c.above(cfg.thresholds.slow_queries_per_second),
+    )
+
+
+def query_errors(cfg: config.Config) -> g.Panel:
+    return c.timeseries(
+        "Query errors",
+        "Statements per second that raised an error, per operation and table. Anything "
+        f"above {cfg.thresholds.db_errors_per_second:g}/s for "
+        f"{cfg.durations.database_query_errors} fires DatabaseQueryErrors.",
+        [c.Query(c.sum_by(STATEMENT, c.rate(m.DB_QUERY_ERRORS)), LEGEND)],
+        unit="ops",
+        steps=c.above(cfg.thresholds.db_errors_per_second),
+    )
+
+
+def pool_usage(cfg: config.Config) -> g.Panel:
+    def gauge(spec: m.MetricSpec) -> str:
+        return c.sum_by(("pool",), c.selector(spec))
+
+    return c.timeseries(
+        "Connection pool usage",
+        "Connections checked out and open beyond the pool size, against the pool's size "
+        "and its overflow allowance. Checked out reaching size + max overflow means "
+        "requests queue for a connection.",
+        [
+            c.Query(gauge(m.DB_POOL_CHECKED_OUT), "{{pool}} checked out"),
+            c.Query(gauge(m.DB_POOL_OVERFLOW), "{{pool}} overflow"),
+            c.Query(gauge(m.DB_POOL_SIZE), "{{pool}} size"),
+            c.Query(gauge(m.DB_POOL_MAX_OVERFLOW), "{{pool}} max overflow"),
+        ],
+        unit="short",
+    )
+
+
+def _saturation() -> str:
+    used = c.sum_by(("pool",), c.selector(m.DB_POOL_CHECKED_OUT))
+    size = c.selector(m.DB_POOL_SIZE)
+    overflow = c.selector(m.DB_POOL_MAX_OVERFLOW)
+    return f"{used}\n  / {c.sum_by(('pool',), f'{size} + {overflow}')}"
+
+
+def pool_saturation(cfg: config.Config) -> g.Panel:
+    return c.timeseries(
+        "Pool saturation",
+        "Checked-out connections as a share of everything the pool may open (size + max "
+        f"overflow). Above the dashed line ({cfg.thresholds.pool_saturation_ratio:.0%}) for "
+        f"{cfg.durations.database_pool_near_exhaustion} fires DatabasePoolNearExhaustion.",
+        [c.Query(_saturation(), "{{pool}}")],
+        unit="percentunit",
+        steps=c.above(cfg.thresholds.pool_saturation_ratio),
+        max_value=1,
+    )
+
+
+def pool_saturation_now(cfg: config.Config) -> g.Panel:
+    return c.gauge(
+        "Pool saturation now",
+        "Current share of the pool's capacity in use; red from "
+        f"{cfg.thresholds.pool_saturation_ratio:.0%} (DatabasePoolNearExhaustion).",
+        c.Query(_saturation(), "{{pool}}"),
+        unit="percentunit",
+        steps=c.above(cfg.thresholds.pool_saturation_ratio),
+    )
+
+
+def checkout_timeouts(cfg: config.Config) -> g.Panel:
+    return c.timeseries(
+        "Pool checkout timeouts",
+        "Connection checkouts per second that gave up waiting for a free connection; each "
+        "one failed a request. Any for "
+        f"{cfg.durations.database_pool_checkout_timeouts} fires DatabasePoolCheckoutTimeouts.",
+        [c.Query(c.sum_by(("pool",), c.rate(m.DB_POOL_CHECKOUT_TIMEOUTS)), "{{pool}}")],
+        unit="ops",
+    )
+
+
+def cache_hit_rate(cfg: config.Config) -> g.Panel:
+    return c.timeseries(
+        "Server cache hit rate",
+        "Share of server-side cache lookups that hit, per cache. Below the dashed line "
+        f"({cfg.thresholds.cache_hit_ratio_min:.0%}) most reads go to the database.",
+        [c.Query(c.ratio(m.CACHE_REQUESTS, 'result="hit"', by=("cache",)), "{{cache}}")],
+        unit="percentunit",
+        steps=c.below(cfg.thresholds.cache_hit_ratio_min),
+        max_value=1,
+    )
+
+
+def dashboard(cfg: config.Config) -> g.Dashboard:
+    """The database performance dashboard."""
+    return g.Dashboard(
+        title="Genonaut: database performance",
+        description="Statement time, rate, slow queries, errors, the pool and caches.",
+        templating=g.Templating(
+            [
+                c.datasource_variable(cfg.grafana.prometheus_uid, cfg.grafana.prometheus_name),
+                c.label_variable(
+                    "job",
+                    m.DB_QUERY_DURATION,
+                    "Prometheus job of the API.",
+                    suffix="_count",
+                    current=cfg.targets.job,
+                ),
+                c.label_variable(
+                    "instance",
+                    m.DB_QUERY_DURATION,
+                    "API instances (host:port) to include.",
+                    'job="$job"',
+                    suffix="_count",
+                    include_all=True,
+                ),
+            ]
+        ),
+        panels=c.layout(
+            c.row(8, (query_time(cfg), 12), (query_time_by_statement(cfg), 12)),
+            c.row(8, (query_time_heatmap(cfg), 12), (query_rate(cfg), 12)),
+            c.row(8, slow_queries(cfg), query_errors(cfg)),
+            c.row(
+                8, (pool_usage(cfg), 10), (pool_saturation(cfg), 9), (pool_saturation_now(cfg), 5)
+            ),
+            c.row(8, checkout_timeouts(cfg), cache_hit_rate(cfg)),
+        ),
+    )

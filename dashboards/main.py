@@ -1,0 +1,252 @@
+"""Main development dashboard: traffic, latency, errors, saturation and firing alerts.
+
+>>> import config
+>>> dashboard(config.CONFIG).title
+'Genonaut: main development'
+"""
+
+from __future__ import annotations
+
+import grafanalib.core as g
+
+import config
+from dashboards import common as c
+from exporters import catalogue as m
+
+HTTP = ("route",)
+
+
+def request_rate(cfg: config.Config) -> g.Panel:
+    return c.timeseries(
+        "Request rate by route",
+        "Requests per second each route template serves, all methods and status codes. "
+        "A sudden drop usually means the API or its scrape target is down.",
+        [c.Query(c.sum_by(HTTP, c.rate(m.HTTP_REQUESTS, route=True)), "{{route}}")],
+        unit="reqps",
+        stack=True,
+    )
+
+
+def response_time(cfg: config.Config) -> g.Panel:
+    return c.timeseries(
+        "Response time",
+        "Response time percentiles over all selected routes, from the request-duration "
+        f"histogram. The dashed line is the p95 alert threshold "
+        f"({cfg.thresholds.latency_p95_seconds:g}s, ApiHighLatency).",
+        [
+            c.Query(c.quantile(q, m.HTTP_REQUEST_DURATION, route=True), f"p{round(q * 100)}")
+            for q in (0.5, 0.95, 0.99)
+        ],
+        unit="s",
+        steps=c.above(cfg.thresholds.latency_p95_seconds),
+    )
+
+
+def response_time_by_route(cfg: config.Config) -> g.Panel:
+    return c.timeseries(
+        "p95 response time by route",
+        "95th percentile response time of each route. A route above the dashed line "
+        f"({cfg.thresholds.latency_p95_seconds:g}s) for "
+        f"{cfg.durations.api_high_latency} fires ApiHighLatency.",
+        [c.Query(c.quantile(0.95, m.HTTP_REQUEST_DURATION, by=HTTP, route=True), "{{route}}")],
+        unit="s",
+        steps=c.above(cfg.thresholds.latency_p95_seconds),
+    )
+
+
+# Share of responses that are not 5xx, subtracted from one: this stays defined
+# (zero) while no 5xx series exist yet, where "5xx / all" would show no data.
+def _error_ratio(by: tuple[str, ...] = ()) -> str:
+    ok = c.sum_by(by, c.rate(m.HTTP_REQUESTS, 'status!~"5.."', route=True))
+    return f"1 - (\n  {ok}\n  / {c.sum_by(by, c.rate(m.HTTP_REQUESTS, route=True))}\n)"
+
+
+def error_ratio(cfg: config.Config) -> g.Panel:
+    return c.timeseries(
+        "Error rate",
+        "Share of responses with a 5xx status, overall and per route. Above the dashed "
+        f"line ({cfg.thresholds.error_ratio:.0%}) for {cfg.durations.api_high_error_rate} "
+        "fires ApiHighErrorRate. 4xx responses are client mistakes and do not count.",
+        [c.Query(_error_ratio(), "all routes"), c.Query(_error_ratio(HTTP), "{{route}}")],
+        unit="percentunit",
+        steps=c.above(cfg.thresholds.error_ratio),
+        max_value=1,
+    )
+
+
+def error_ratio_now(cfg: config.Config) -> g.Panel:
+    return c.stat(
+        "5xx ratio",
+        f"Share of 5xx responses right now; red from {cfg.thresholds.error_ratio:.0%}, "
+        "the ApiHighErrorRate threshold.",
+        _error_ratio(),
+        unit="percentunit",
+        steps=c.above(cfg.thresholds.error_ratio),
+    )
+
+
+def requests_now(cfg: config.Config) -> g.Panel:
+    return c.stat(
+        "Requests per second",
+        "Requests per second over all selected routes right now.",
+        c.sum_by((), c.rate(m.HTTP_REQUESTS, route=True)),
+        unit="reqps",
+    )
+
+
+def p95_now(cfg: config.Config) -> g.Panel:
+    return c.stat(
+        "p95 response time",
+        "95th percentile response time over all selected routes; red from "
+        f"{cfg.thresholds.latency_p95_seconds:g}s, the ApiHighLatency threshold.",
+        c.quantile(0.95, m.HTTP_REQUEST_DURATION, route=True),
+        unit="s",
+        steps=c.above(cfg.thresholds.latency_p95_seconds),
+    )
+
+
+def targets_up(cfg: config.Config) -> g.Panel:
+    return c.stat(
+        "Targets up",
+        "How many API instances Prometheus scraped successfully on its last scrape. "
+        "Zero means the API is down or unreachable (ApiTargetDown).",
+        c.sum_by((), c.selector(c.UP)),
+        unit="none",
+        steps=[{"color": c.BAD, "value": None}, {"color": c.OK, "value": 1}],
+    )
+
+
+def errors_by_status(cfg: config.Config) -> g.Panel:
+    return c.timeseries(
+        "Errors by status code",
+        "4xx and 5xx responses per second by status code. 404s on item routes are "
+        "normal; 500s are bugs or faults and also show in the 5xx ratio.",
+        [
+            c.Query(
+                c.sum_by(("status",), c.rate(m.HTTP_REQUESTS, 'status=~"[45].."', route=True)),
+                "{{status}}",
+            )
+        ],
+        unit="reqps",
+        stack=True,
+        no_value="no 4xx/5xx responses",
+    )
+
+
+def in_progress(cfg: config.Config) -> g.Panel:
+    return c.timeseries(
+        "Requests in progress",
+        "Requests being served at scrape time, by method. A steady climb means "
+        "requests arrive faster than they finish: look at response time and the pool.",
+        [
+            c.Query(
+                c.sum_by(("method",), c.selector(m.HTTP_REQUESTS_IN_PROGRESS)),
+                "{{method}}",
+            )
+        ],
+        unit="short",
+    )
+
+
+def cpu(cfg: config.Config) -> g.Panel:
+    return c.timeseries(
+        "Process CPU",
+        "CPU time the API processes use per second: 100% is one full core.",
+        [c.Query(c.rate(c.PROCESS_CPU), "{{instance}}")],
+        unit="percentunit",
+    )
+
+
+def memory(cfg: config.Config) -> g.Panel:
+    return c.timeseries(
+        "Process memory (RSS)",
+        "Resident memory of each API process. Steady growth under constant load "
+        "suggests a leak (an unbounded cache or label set).",
+        [c.Query(c.selector(c.PROCESS_MEMORY), "{{instance}}")],
+        unit="bytes",
+    )
+
+
+def db_summary(cfg: config.Config) -> g.Panel:
+    return c.timeseries(
+        "Database query time p95 by operation",
+        "95th percentile statement time per SQL operation. Above the dashed line "
+        f"({cfg.thresholds.db_query_p95_seconds:g}s) for "
+        f"{cfg.durations.database_slow_queries} fires DatabaseSlowQueries. "
+        "Details: the database dashboard.",
+        [
+            c.Query(
+                c.quantile(0.95, m.DB_QUERY_DURATION, by=("operation",)),
+                "{{operation}}",
+            )
+        ],
+        unit="s",
+        steps=c.above(cfg.thresholds.db_query_p95_seconds),
+    )
+
+
+def pagination_summary(cfg: config.Config) -> g.Panel:
+    return c.timeseries(
+        "Pagination query time p95 by mode",
+        "95th percentile time of the query that fetches one page, offset vs cursor. "
+        "Above the dashed line "
+        f"({cfg.thresholds.pagination_query_p95_seconds:g}s) for "
+        f"{cfg.durations.pagination_slow_queries} fires PaginationSlowQueries. "
+        "Details: the pagination dashboard.",
+        [
+            c.Query(
+                c.quantile(0.95, m.PAGINATION_QUERY_DURATION, by=("mode",), route=True),
+                "{{mode}}",
+            )
+        ],
+        unit="s",
+        steps=c.above(cfg.thresholds.pagination_query_p95_seconds),
+    )
+
+
+def firing_alerts(cfg: config.Config) -> g.Panel:
+    return c.alert_list(
+        "Firing alerts",
+        "Alerts Prometheus is evaluating that are firing or pending, read through the "
+        f"{cfg.grafana.prometheus_name} datasource's rules API (the rules live in "
+        "Prometheus, so Grafana needs no alerting provisioning of its own to list them).",
+        cfg.grafana.prometheus_name,
+    )
+
+
+def dashboard(cfg: config.Config) -> g.Dashboard:
+    """The main development dashboard."""
+    return g.Dashboard(
+        title="Genonaut: main development",
+        description="Traffic, latency, errors and saturation of the Genonaut API.",
+        templating=g.Templating(
+            [
+                c.datasource_variable(cfg.grafana.prometheus_uid, cfg.grafana.prometheus_name),
+                c.label_variable(
+                    "job", m.HTTP_REQUESTS, "Prometheus job of the API.", current=cfg.targets.job
+                ),
+                c.label_variable(
+                    "instance",
+                    m.HTTP_REQUESTS,
+                    "API instances (host:port) to include.",
+                    'job="$job"',
+                    include_all=True,
+                ),
+                c.label_variable(
+                    "route",
+                    m.HTTP_REQUESTS,
+                    "Route templates to include.",
+                    'job="$job"',
+                    include_all=True,
+                ),
+            ]
+        ),
+        panels=c.layout(
+            c.row(4, requests_now(cfg), error_ratio_now(cfg), p95_now(cfg), targets_up(cfg)),
+            c.row(8, (request_rate(cfg), 12), (response_time(cfg), 12)),
+            c.row(8, (error_ratio(cfg), 12), (errors_by_status(cfg), 12)),
+            c.row(8, (response_time_by_route(cfg), 12), (in_progress(cfg), 12)),
+            c.row(8, (db_summary(cfg), 12), (pagination_summary(cfg), 12)),
+            c.row(8, (cpu(cfg), 8), (memory(cfg), 8), (firing_alerts(cfg), 8)),
+        ),
+    )

@@ -1,0 +1,261 @@
+"""Pagination performance dashboard: what paging costs by page size, depth and mode.
+
+>>> import config
+>>> dashboard(config.CONFIG).title
+'Genonaut: pagination performance'
+"""
+
+from __future__ import annotations
+
+import grafanalib.core as g
+
+import config
+from dashboards import common as c
+from exporters import catalogue as m
+
+
+def _deep(cfg: config.Config) -> str:
+    """Matcher for the offset ranges that count as deep (PaginationDeepOffsetSlow)."""
+    ranges = m.offset_ranges_from(cfg.thresholds.deep_offset_min)
+    return f'offset_range=~"{"|".join(ranges)}"'
+
+
+def query_time_by_page_size(cfg: config.Config) -> g.Panel:
+    return c.timeseries(
+        "Pagination query time",
+        "95th percentile time of the database query that fetches one page, per page-size "
+        "class. Bigger pages cost more rows; above the dashed line "
+        f"({cfg.thresholds.pagination_query_p95_seconds:g}s) for "
+        f"{cfg.durations.pagination_slow_queries} fires PaginationSlowQueries.",
+        [
+            c.Query(
+                c.quantile(0.95, m.PAGINATION_QUERY_DURATION, by=("page_size_class",), route=True),
+                "{{page_size_class}}",
+            )
+        ],
+        unit="s",
+        steps=c.above(cfg.thresholds.pagination_query_p95_seconds),
+    )
+
+
+def response_time_by_offset(cfg: config.Config) -> g.Panel:
+    return c.timeseries(
+        "Response time by offset range",
+        "95th percentile duration of offset-paginated requests per offset range. OFFSET "
+        "makes the database skip rows, so deep pages get slower; at offsets from "
+        f"{cfg.thresholds.deep_offset_min:,} above the dashed line "
+        f"({cfg.thresholds.deep_offset_p95_seconds:g}s) for "
+        f"{cfg.durations.pagination_deep_offset_slow} fires PaginationDeepOffsetSlow.",
+        [
+            c.Query(
+                c.quantile(
+                    0.95,
+                    m.PAGINATION_REQUEST_DURATION,
+                    'mode="offset"',
+                    by=("offset_range",),
+                    route=True,
+                ),
+                "{{offset_range}}",
+            )
+        ],
+        unit="s",
+        steps=c.above(cfg.thresholds.deep_offset_p95_seconds),
+    )
+
+
+def offset_vs_cursor(cfg: config.Config) -> g.Panel:
+    return c.timeseries(
+        "Offset vs cursor: response time",
+        "Median and 95th percentile duration of paginated requests by mode. Cursor "
+        "(keyset) pagination should stay flat however deep the user pages; offset grows.",
+        [
+            c.Query(
+                c.quantile(q, m.PAGINATION_REQUEST_DURATION, by=("mode",), route=True),
+                f"{{{{mode}}}} p{round(q * 100)}",
+            )
+            for q in (0.5, 0.95)
+        ],
+        unit="s",
+        steps=c.above(cfg.thresholds.deep_offset_p95_seconds),
+    )
+
+
+def requests_by_mode(cfg: config.Config) -> g.Panel:
+    return c.pie(
+        "Requests by pagination mode",
+        "Share of paginated requests using offset vs cursor pagination over the "
+        "dashboard's time range.",
+        c.Query(
+            c.sum_by(
+                ("mode",), c.increase(m.PAGINATION_REQUEST_DURATION, suffix="_count", route=True)
+            ),
+            "{{mode}}",
+            instant=True,
+        ),
+        unit="short",
+    )
+
+
+def page_size_distribution(cfg: config.Config) -> g.Panel:
+    return c.bars(
+        "Page size distribution",
+        "How many requests asked for each page size (upper bucket bound of the requested "
+        "page size) over the dashboard's time range.",
+        c.Query(
+            c.sum_by(("le",), c.increase(m.PAGINATION_PAGE_SIZE, suffix="_bucket", route=True)),
+            "{{le}}",
+            instant=True,
+            heatmap=True,
+        ),
+        unit="short",
+    )
+
+
+def most_requested_pages(cfg: config.Config) -> g.Panel:
+    return c.bars(
+        "Most requested pages",
+        "Requests per page number (upper bucket bound; 1 is the first page) over the "
+        "dashboard's time range. Most traffic should be on the first pages.",
+        c.Query(
+            c.sum_by(("le",), c.increase(m.PAGINATION_PAGE_NUMBER, suffix="_bucket", route=True)),
+            "{{le}}",
+            instant=True,
+            heatmap=True,
+        ),
+        unit="short",
+    )
+
+
+def requests_by_offset(cfg: config.Config) -> g.Panel:
+    return c.bars(
+        "Requests by offset range",
+        "Offset-paginated requests per offset range over the dashboard's time range. "
+        "Traffic in the deep ranges is what a cursor would make cheap.",
+        c.Query(
+            c.sum_by(
+                ("offset_range",),
+                c.increase(
+                    m.PAGINATION_REQUEST_DURATION, 'mode="offset"', suffix="_count", route=True
+                ),
+            ),
+            "{{offset_range}}",
+            instant=True,
+        ),
+        unit="short",
+    )
+
+
+def deep_share(cfg: config.Config) -> g.Panel:
+    deep = c.rate(m.PAGINATION_REQUEST_DURATION, _deep(cfg), suffix="_count", route=True)
+    every = c.rate(m.PAGINATION_REQUEST_DURATION, 'mode="offset"', suffix="_count", route=True)
+    return c.stat(
+        "Deep offset share",
+        "Share of offset-paginated requests at offsets from "
+        f"{cfg.thresholds.deep_offset_min:,} (deep pages) on the selected routes.",
+        f"{c.sum_by((), deep)}\n  / {c.sum_by((), every)}",
+        unit="percentunit",
+    )
+
+
+def expensive_queries(cfg: config.Config) -> g.Panel:
+    # "> 0" drops route/offset combinations that saw no query in the range (NaN quantiles).
+    p95 = c.quantile(
+        0.95,
+        m.PAGINATION_QUERY_DURATION,
+        by=("route", "offset_range"),
+        route=True,
+        window="$__range",
+    )
+    return c.table(
+        "Most expensive pagination queries",
+        "Route and offset range pairs ranked by the 95th percentile time of their page "
+        "query over the dashboard's time range, slowest first (top 10). Red rows are above "
+        f"the PaginationSlowQueries threshold ({cfg.thresholds.pagination_query_p95_seconds:g}s).",
+        c.Query(f"topk(10, {p95} > 0)", "", instant=True, table=True),
+        unit="s",
+        steps=c.above(cfg.thresholds.pagination_query_p95_seconds),
+    )
+
+
+def items_returned(cfg: config.Config) -> g.Panel:
+    return c.timeseries(
+        "Items returned per page",
+        "Mean number of items a page returned, by mode. Well under the page size means "
+        "users page past the end or filters drop rows.",
+        [c.Query(c.mean(m.PAGINATION_ITEMS_RETURNED, by=("mode",), route=True), "{{mode}}")],
+        unit="short",
+    )
+
+
+def frontend_cache(cfg: config.Config) -> g.Panel:
+    return c.timeseries(
+        "Frontend cache hit rate",
+        "Share of frontend page-cache lookups that hit, per cache, as reported by browsers. "
+        f"Below the dashed line ({cfg.thresholds.cache_hit_ratio_min:.0%}) the cache "
+        "saves little.",
+        [c.Query(c.ratio(m.FRONTEND_CACHE_REQUESTS, 'result="hit"', by=("cache",)), "{{cache}}")],
+        unit="percentunit",
+        steps=c.below(cfg.thresholds.cache_hit_ratio_min),
+        max_value=1,
+    )
+
+
+def prefetch_efficiency(cfg: config.Config) -> g.Panel:
+    return c.timeseries(
+        "Prefetch efficiency",
+        "Share of prefetched pages the user then opened, per cache. Below the dashed line "
+        f"({cfg.thresholds.prefetch_efficiency_min:.0%}) most prefetches are wasted "
+        "requests.",
+        [c.Query(c.ratio(m.FRONTEND_PREFETCHES, 'outcome="used"', by=("cache",)), "{{cache}}")],
+        unit="percentunit",
+        steps=c.below(cfg.thresholds.prefetch_efficiency_min),
+        max_value=1,
+    )
+
+
+def dashboard(cfg: config.Config) -> g.Dashboard:
+    """The pagination performance dashboard."""
+    return g.Dashboard(
+        title="Genonaut: pagination performance",
+        description="Cost of paginated reads by page size, offset depth and mode.",
+        templating=g.Templating(
+            [
+                c.datasource_variable(cfg.grafana.prometheus_uid, cfg.grafana.prometheus_name),
+                c.label_variable(
+                    "job",
+                    m.PAGINATION_REQUEST_DURATION,
+                    "Prometheus job of the API.",
+                    suffix="_count",
+                    current=cfg.targets.job,
+                ),
+                c.label_variable(
+                    "instance",
+                    m.PAGINATION_REQUEST_DURATION,
+                    "API instances (host:port) to include.",
+                    'job="$job"',
+                    suffix="_count",
+                    include_all=True,
+                ),
+                c.label_variable(
+                    "route",
+                    m.PAGINATION_REQUEST_DURATION,
+                    "Paginated route templates to include.",
+                    'job="$job"',
+                    suffix="_count",
+                    include_all=True,
+                ),
+            ]
+        ),
+        panels=c.layout(
+            c.row(8, (query_time_by_page_size(cfg), 12), (response_time_by_offset(cfg), 12)),
+            c.row(8, (offset_vs_cursor(cfg), 12), (requests_by_mode(cfg), 6), (deep_share(cfg), 6)),
+            c.row(
+                8,
+                page_size_distribution(cfg),
+                most_requested_pages(cfg),
+                requests_by_offset(cfg),
+            ),
+            c.row(9, (expensive_queries(cfg), 12), (items_returned(cfg), 12)),
+            c.row(8, frontend_cache(cfg), prefetch_efficiency(cfg)),
+        ),
+    )
