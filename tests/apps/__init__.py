@@ -1,0 +1,1 @@
+"""Small apps and an in-process driver for the exporter tests."""

@@ -1,0 +1,352 @@
+"""The metrics middleware: route labels, statuses, exceptions, in-progress, faults, request ids."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import string
+
+import pytest
+from fastapi import APIRouter, FastAPI, HTTPException, WebSocket
+from prometheus_client import REGISTRY, CollectorRegistry
+
+import config
+from exporters import catalogue, context, instrument
+from exporters.catalogue import OTHER, UNMATCHED_ROUTE
+from tests.apps.driver import get, request, websocket_echo
+
+
+def requests_total(
+    registry: CollectorRegistry, method: str, route: str, status: str
+) -> float | None:
+    labels = {"method": method, "route": route, "status": status}
+    return registry.get_sample_value("http_requests_total", labels)
+
+
+def series(registry: CollectorRegistry, name: str) -> list[dict[str, str]]:
+    return [
+        sample.labels
+        for metric in registry.collect()
+        for sample in metric.samples
+        if sample.name == name
+    ]
+
+
+def items_app() -> FastAPI:
+    app = FastAPI()
+
+    @app.get("/items/{item_id}")
+    async def item(item_id: int) -> dict[str, int]:
+        if item_id == 404:
+            raise HTTPException(404, "no such item")
+        return {"id": item_id}
+
+    @app.get("/boom")
+    async def boom() -> None:
+        raise ValueError("broken handler")
+
+    return app
+
+
+def test_requests_are_labelled_by_route_template_and_timed(registry: CollectorRegistry) -> None:
+    app = items_app()
+    instrument(app, registry=registry)
+    responses = get(app, "/items/1", "/items/2", "/items/3")
+    assert [r.status_code for r in responses] == [200, 200, 200]
+    assert requests_total(registry, "GET", "/items/{item_id}", "200") == 3
+    duration = {"method": "GET", "route": "/items/{item_id}"}
+    assert registry.get_sample_value("http_request_duration_seconds_count", duration) == 3
+    bucket = {**duration, "le": "+Inf"}
+    assert registry.get_sample_value("http_request_duration_seconds_bucket", bucket) == 3
+    # In-process requests take far less than ten seconds: all three sit in the 10s bucket.
+    assert (
+        registry.get_sample_value(
+            "http_request_duration_seconds_bucket", {**duration, "le": "10.0"}
+        )
+        == 3
+    )
+    assert registry.get_sample_value("http_request_duration_seconds_sum", duration) > 0
+    assert [labels["route"] for labels in series(registry, "http_requests_total")] == [
+        "/items/{item_id}"
+    ]
+
+
+def test_handler_http_errors_keep_their_route(registry: CollectorRegistry) -> None:
+    app = items_app()
+    instrument(app, registry=registry)
+    assert get(app, "/items/404")[0].status_code == 404
+    assert get(app, "/items/abc")[0].status_code == 422
+    assert requests_total(registry, "GET", "/items/{item_id}", "404") == 1
+    assert requests_total(registry, "GET", "/items/{item_id}", "422") == 1
+
+
+def test_included_router_prefix_is_part_of_the_template(registry: CollectorRegistry) -> None:
+    app = FastAPI()
+    inner = APIRouter()
+
+    @inner.get("/content/{item_id}")
+    def content(item_id: int) -> dict[str, int]:
+        return {"id": item_id}
+
+    app.include_router(inner, prefix="/api/v1")
+    app.include_router(inner, prefix="/api/v2")
+    instrument(app, registry=registry)
+    get(app, "/api/v1/content/7", "/api/v2/content/8", "/api/v2/content/9")
+    assert requests_total(registry, "GET", "/api/v1/content/{item_id}", "200") == 1
+    assert requests_total(registry, "GET", "/api/v2/content/{item_id}", "200") == 2
+
+
+def test_mounted_app_routes_carry_the_mount_prefix(registry: CollectorRegistry) -> None:
+    app = FastAPI()
+    sub = FastAPI()
+
+    @sub.get("/things/{name}")
+    async def thing(name: str) -> dict[str, str]:
+        return {"name": name}
+
+    app.mount("/admin", sub)
+    instrument(app, registry=registry)
+    responses = get(app, "/admin/things/a", "/admin/things/b", "/admin/nothing-here")
+    assert [r.status_code for r in responses] == [200, 200, 404]
+    assert requests_total(registry, "GET", "/admin/things/{name}", "200") == 2
+    assert requests_total(registry, "GET", UNMATCHED_ROUTE, "404") == 1
+
+
+def test_server_root_path_is_not_taken_for_a_mount(registry: CollectorRegistry) -> None:
+    app = items_app()
+    instrument(app, registry=registry)
+    # Behind a proxy that strips /prefix, the server passes root_path="/prefix".
+    assert get(app, "/prefix/items/5", root_path="/prefix")[0].status_code == 200
+    assert requests_total(registry, "GET", "/items/{item_id}", "200") == 1
+
+
+def test_ten_thousand_random_paths_add_no_series(registry: CollectorRegistry) -> None:
+    app = items_app()
+    instrument(app, registry=registry)
+    rng = random.Random(7)
+    paths = [
+        "/" + "".join(rng.choices(string.ascii_lowercase + "/", k=rng.randint(1, 30)))
+        for _ in range(10_000)
+    ]
+    paths = [p.rstrip("/") + "x" for p in paths]  # no trailing slash: no redirect
+    responses = get(app, *paths)
+    assert {r.status_code for r in responses} == {404}
+    assert series(registry, "http_requests_total") == [
+        {"method": "GET", "route": UNMATCHED_ROUTE, "status": "404"}
+    ]
+    assert requests_total(registry, "GET", UNMATCHED_ROUTE, "404") == 10_000
+    assert len(series(registry, "http_request_duration_seconds_count")) == 1
+
+
+def test_slash_redirects_fold_into_unmatched(registry: CollectorRegistry) -> None:
+    app = items_app()
+    instrument(app, registry=registry)
+    response = get(app, "/items/3/", follow_redirects=False)[0]
+    assert response.status_code == 307
+    assert requests_total(registry, "GET", UNMATCHED_ROUTE, "307") == 1
+
+
+def test_unknown_methods_fold_into_other(registry: CollectorRegistry) -> None:
+    app = items_app()
+    instrument(app, registry=registry)
+    assert request(app, "BREW", "/items/1").status_code == 405
+    assert request(app, "DELETE", "/items/1").status_code == 405
+    assert requests_total(registry, OTHER, "/items/{item_id}", "405") == 1
+    assert requests_total(registry, "DELETE", "/items/{item_id}", "405") == 1
+
+
+def test_unhandled_exception_counts_as_500_and_still_answers_500(
+    registry: CollectorRegistry,
+) -> None:
+    app = items_app()
+    instrument(app, registry=registry)
+    response = get(app, "/boom")[0]
+    assert response.status_code == 500
+    assert requests_total(registry, "GET", "/boom", "500") == 1
+    labels = {"method": "GET", "route": "/boom", "exception": "ValueError"}
+    assert registry.get_sample_value("http_exceptions_total", labels) == 1
+    assert registry.get_sample_value("http_requests_in_progress", {"method": "GET"}) == 0
+    # A server running the app sees the exception too (it logs it and answers 500).
+    with pytest.raises(ValueError, match="broken handler"):
+        get(app, "/boom", raise_app_exceptions=True)
+    assert requests_total(registry, "GET", "/boom", "500") == 2
+
+
+def test_in_progress_counts_the_running_request_and_returns_to_zero(
+    registry: CollectorRegistry,
+) -> None:
+    app = FastAPI()
+    seen: list[float | None] = []
+
+    @app.get("/inside")
+    async def inside() -> dict[str, bool]:
+        seen.append(registry.get_sample_value("http_requests_in_progress", {"method": "GET"}))
+        return {"ok": True}
+
+    instrument(app, registry=registry)
+    get(app, "/inside", "/inside")
+    assert seen == [1.0, 1.0]
+    assert registry.get_sample_value("http_requests_in_progress", {"method": "GET"}) == 0
+
+
+def test_metrics_endpoint_serves_the_registry_and_is_not_measured(
+    registry: CollectorRegistry,
+) -> None:
+    app = items_app()
+    instrument(app, registry=registry)
+    get(app, "/items/1")
+    responses = get(app, "/metrics", "/metrics", "/metrics")
+    body = responses[-1].text
+    assert responses[-1].headers["content-type"].startswith("text/plain; version=0.0.4")
+    assert 'http_requests_total{method="GET",route="/items/{item_id}",status="200"} 1.0' in body
+    assert "/metrics" not in body
+    assert "_created" not in body
+    assert "process_cpu_seconds_total" in body
+    assert series(registry, "http_requests_total") == [
+        {"method": "GET", "route": "/items/{item_id}", "status": "200"}
+    ]
+    # The registry itself still has its created samples: only the endpoint drops them.
+    assert registry.get_sample_value(
+        "http_requests_created", {"method": "GET", "route": "/items/{item_id}", "status": "200"}
+    )
+
+
+def test_excluded_paths_are_not_measured(registry: CollectorRegistry) -> None:
+    app = items_app()
+    instrument(app, registry=registry, excluded_paths=("/items/1",))
+    get(app, "/items/1", "/items/2")
+    assert requests_total(registry, "GET", "/items/{item_id}", "200") == 1
+
+
+def test_websocket_scopes_pass_through_unmeasured(registry: CollectorRegistry) -> None:
+    app = FastAPI()
+
+    @app.websocket("/ws")
+    async def echo(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.send_text(await websocket.receive_text())
+        await websocket.close()
+
+    instrument(app, registry=registry)
+    sent = asyncio.run(websocket_echo(app, "/ws", "ping"))
+    assert [m["type"] for m in sent] == ["websocket.accept", "websocket.send", "websocket.close"]
+    assert sent[1]["text"] == "ping"
+    assert series(registry, "http_requests_total") == []
+
+
+def test_a_failing_metric_never_fails_the_request(
+    registry: CollectorRegistry, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = items_app()
+    instrumentation = instrument(app, registry=registry)
+    monkeypatch.setattr(context, "_last_fault", -context.FAULT_LOG_INTERVAL)
+
+    def broken(self: object, amount: float = 1.0) -> None:
+        raise RuntimeError("collector is broken")
+
+    histogram = instrumentation.metrics[catalogue.HTTP_REQUEST_DURATION]
+    child_class = type(histogram.labels("GET", "/items/{item_id}"))
+    monkeypatch.setattr(child_class, "observe", broken)
+    with caplog.at_level(logging.ERROR, logger="genonaut.exporters"):
+        responses = get(app, "/items/1", "/items/2", "/items/3")
+    assert [r.status_code for r in responses] == [200, 200, 200]
+    assert [r.json() for r in responses] == [{"id": 1}, {"id": 2}, {"id": 3}]
+    faults = [r for r in caplog.records if r.name == "genonaut.exporters"]
+    assert len(faults) == 1  # rate-limited: one line, not one per request
+    assert "metrics recording failed in MetricsMiddleware" in faults[0].getMessage()
+    assert faults[0].exc_info is not None
+    assert "collector is broken" in str(faults[0].exc_info[1])
+    # The counter ran before the failing histogram; the gauge came back down.
+    assert requests_total(registry, "GET", "/items/{item_id}", "200") == 3
+    assert registry.get_sample_value("http_requests_in_progress", {"method": "GET"}) == 0
+
+
+def test_a_failing_gauge_at_request_start_never_fails_the_request(
+    registry: CollectorRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = items_app()
+    instrumentation = instrument(app, registry=registry)
+    monkeypatch.setattr(context, "_last_fault", -context.FAULT_LOG_INTERVAL)
+    gauge = instrumentation.metrics[catalogue.HTTP_REQUESTS_IN_PROGRESS]
+
+    def broken(self: object, amount: float = 1.0) -> None:
+        raise RuntimeError("gauge is broken")
+
+    monkeypatch.setattr(type(gauge.labels("GET")), "inc", broken)
+    assert get(app, "/items/1")[0].status_code == 200
+
+
+def test_request_id_is_echoed_when_safe_and_generated_otherwise(
+    registry: CollectorRegistry,
+) -> None:
+    app = items_app()
+    instrument(app, registry=registry)
+    given = get(app, "/items/1", headers={"X-Request-ID": "abc-123.def:9_Z"})[0]
+    assert given.headers["x-request-id"] == "abc-123.def:9_Z"
+    for bad in (b"x" * 129, b"has space", b"semi;colon", "ünicode".encode(), b""):
+        echoed = get(app, "/items/1", headers={"X-Request-ID": bad})[0].headers["x-request-id"]
+        assert echoed.encode() != bad
+        assert len(echoed) == 32 and set(echoed) <= set("0123456789abcdef")
+    first, second = get(app, "/items/1", "/nowhere")
+    assert first.headers["x-request-id"] != second.headers["x-request-id"]
+    assert len(second.headers.get_list("x-request-id")) == 1
+
+
+def test_one_registry_shared_by_two_apps_reuses_its_collectors(
+    registry: CollectorRegistry,
+) -> None:
+    first, second = items_app(), items_app()
+    one = instrument(first, registry=registry)
+    two = instrument(second, registry=registry)
+    assert one.metrics is two.metrics
+    get(first, "/items/1")
+    get(second, "/items/1")
+    assert requests_total(registry, "GET", "/items/{item_id}", "200") == 2
+
+
+def test_default_registry_can_be_instrumented_twice() -> None:
+    one, two = instrument(items_app()), instrument(items_app())
+    assert one.registry is REGISTRY and two.registry is REGISTRY
+    assert one.metrics is two.metrics
+
+
+def test_instrumenting_one_app_twice_is_refused(registry: CollectorRegistry) -> None:
+    app = items_app()
+    instrument(app, registry=registry)
+    with pytest.raises(RuntimeError, match="already instrumented"):
+        instrument(app, registry=registry)
+
+
+def test_custom_registry_gets_process_metrics(registry: CollectorRegistry) -> None:
+    instrument(items_app(), registry=registry)
+    assert registry.get_sample_value("process_cpu_seconds_total") is not None
+
+
+def test_engine_is_handed_to_the_database_listeners(
+    registry: CollectorRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+    import types
+
+    calls: list[tuple[object, float, str | None]] = []
+    fake_db = types.ModuleType("exporters.db")
+
+    def instrument_engine(
+        engine: object, *, metrics: object, slow_query_seconds: float, name: str | None = None
+    ) -> None:
+        calls.append((engine, slow_query_seconds, name))
+
+    fake_db.instrument_engine = instrument_engine  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "exporters.db", fake_db)
+    monkeypatch.setattr(__import__("exporters"), "db", fake_db, raising=False)
+    instrument(items_app(), registry=registry, engine="engine-a", slow_query_seconds=0.5)
+    instrument(items_app(), registry=registry, engine=["b", "c"])
+    instrument(items_app(), registry=registry, engine={"reads": "d"})
+    default = config.CONFIG.thresholds.slow_query_seconds
+    assert calls == [
+        ("engine-a", 0.5, None),
+        ("b", default, None),
+        ("c", default, None),
+        ("d", default, "reads"),
+    ]
