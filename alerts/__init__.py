@@ -1,22 +1,126 @@
-"""Prometheus alert and recording rules, and Alertmanager routing (placeholder: no rules yet)."""
+"""Alerts as code: Prometheus alert and recording rules, Alertmanager and Grafana routing.
+
+    >>> import alerts, config
+    >>> files = alerts.outputs(config.CONFIG)        # {"prometheus/rules/http.yml": b"...", ...}
+    >>> alerts.recorded_series(config.CONFIG)["job:http_requests_5xx:ratio_rate5m"]
+    frozenset({'job'})
+
+Rules live one module per area (``http``, ``pagination``, ``database``,
+``meta``), recording rules in ``recording``; thresholds, ``for`` durations and
+windows come from ``config``; metric names from ``exporters.catalogue``.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import config
+from alerts import alertmanager, database, grafana, http, links, meta, pagination, recording
+from alerts.model import Alert, Group, Record
+from alerts.render import rule_file
+from exporters import catalogue
+
+ROOT = Path(__file__).resolve().parent.parent
+RUNBOOK = ROOT / "RUNBOOK.md"
+RULES_DIR = "prometheus/rules"
 
 
-def outputs(cfg: config.Config) -> dict[str, bytes]:
-    """Files this part writes under out/; none yet."""
-    return {}
+def groups(cfg: config.Config) -> list[Group]:
+    """Every rule group; recording rules first, since the alerts read them."""
+    return [
+        recording.group(cfg),
+        http.group(cfg),
+        pagination.group(cfg),
+        database.group(cfg),
+        meta.group(cfg),
+    ]
 
 
-def validate(folder: Path, cfg: config.Config) -> list[str]:
-    """Problems in the staged rule files; none yet."""
-    return []
+def all_alerts(cfg: config.Config) -> list[Alert]:
+    return [alert for group in groups(cfg) for alert in group.alerts]
 
 
 def recorded_series(cfg: config.Config) -> dict[str, frozenset[str]]:
-    """Recording rule name -> the labels its series keep; none yet."""
-    return {}
+    """Recording-rule name -> the labels its series keep (for catalogue.check_expression)."""
+    return {record.name: record.keeps for record in recording.rules(cfg)}
+
+
+def rule_path(group: Group) -> str:
+    return f"{RULES_DIR}/{group.area}.yml"
+
+
+def dashboard_panel_ids(cfg: config.Config) -> dict[tuple[str, str], int]:
+    """Panel ids of the generated dashboards, by (dashboard uid, panel title)."""
+    import dashboards
+
+    return links.panel_ids(dashboards.outputs(cfg))
+
+
+def rule_outputs(cfg: config.Config, ids: Mapping[tuple[str, str], int]) -> dict[str, bytes]:
+    """The Prometheus rule files; BuildError names each alert whose links cannot be made."""
+    import build
+
+    files, problems = {}, []
+    for group in groups(cfg):
+        try:
+            files[rule_path(group)] = rule_file(cfg, group, ids).encode()
+        except ValueError as exc:
+            problems.append(f"{rule_path(group)}: {exc}")
+    if problems:
+        raise build.BuildError(problems)
+    return files
+
+
+def outputs(cfg: config.Config) -> dict[str, bytes]:
+    """Rule files, alertmanager.yml with its templates, and Grafana alerting provisioning."""
+    return {
+        **rule_outputs(cfg, dashboard_panel_ids(cfg)),
+        **alertmanager.outputs(cfg),
+        **grafana.outputs(cfg),
+    }
+
+
+def definition_problems(cfg: config.Config) -> list[str]:
+    """House rules and the metric contract, checked on the definitions themselves."""
+    problems: list[str] = []
+    extra = recorded_series(cfg)
+    seen: set[str] = set()
+    runbook = RUNBOOK.read_text() if RUNBOOK.exists() else ""
+    for group in groups(cfg):
+        for rule in group.rules:
+            problems.extend(rule.problems())
+            kind = "alert" if isinstance(rule, Alert) else "recording rule"
+            if rule.name in seen:
+                problems.append(f"{kind} {rule.name}: defined twice")
+            seen.add(rule.name)
+            for problem in catalogue.check_expression(rule.expr, extra):
+                problems.append(f"{kind} {rule.name} ({rule_path(group)}): {problem}")
+            if isinstance(rule, Alert) and f"\n## {rule.name}\n" not in runbook:
+                problems.append(f"alert {rule.name}: RUNBOOK.md has no '## {rule.name}' section")
+    return problems + alertmanager.problems(cfg)
+
+
+def validate(folder: Path, cfg: config.Config) -> list[str]:
+    """Problems in the staged output: definitions, promtool lint, amtool check-config."""
+    import build
+
+    problems = definition_problems(cfg)
+    for group in groups(cfg):
+        path = folder / rule_path(group)
+        problems.extend(
+            build.run_tool(
+                ["promtool", "check", "rules", "--lint=all", "--lint-fatal", str(path)],
+                f"{rule_path(group)} (alerts {', '.join(a.name for a in group.alerts) or 'none'})",
+            )
+        )
+    problems.extend(
+        build.run_tool(
+            ["amtool", "check-config", str(folder / "alertmanager" / "alertmanager.yml")],
+            "alertmanager/alertmanager.yml",
+        )
+    )
+    return problems
+
+
+__all__ = ["Alert", "Group", "Record", "all_alerts", "groups", "outputs", "recorded_series"]

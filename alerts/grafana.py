@@ -1,0 +1,144 @@
+"""Grafana alerting provisioning (file format, apiVersion 1) mirroring Alertmanager's routing.
+
+Grafana-managed alerts (made in the UI) then reach the same Slack channel and
+mailbox, grouped and routed like the Prometheus alerts, with the same message
+templates. Secrets are referenced, never written: the Slack webhook URL is read
+from a mounted file with ``$__file{...}``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import config
+from alerts import routing
+from alerts.alertmanager import go_template, notification_templates
+from alerts.render import HEADER, dump
+
+ORG_ID = 1
+# Grafana expands this when it loads the file; the URL is a secret and never written here.
+SLACK_URL = "$__env{SLACK_WEBHOOK_URL}"
+FOLDER = "grafana/provisioning/alerting"
+
+
+def literal(text: str) -> str:
+    """``text`` protected from provisioning's variable expansion, which reads ``$`` as a var."""
+    return text.replace("$", "$$")
+
+
+def contact_points(cfg: config.Config) -> dict[str, Any]:
+    n = cfg.notifications
+    points: list[dict[str, Any]] = [
+        {
+            "orgId": ORG_ID,
+            "name": routing.SLACK,
+            "receivers": [
+                {
+                    "uid": "genonaut-slack",
+                    "type": "slack",
+                    "disableResolveMessage": False,
+                    "settings": {
+                        "url": SLACK_URL,
+                        "recipient": n.slack_channel,
+                        "username": "Genonaut Grafana",
+                        "title": literal(go_template("genonaut.title")),
+                        "text": literal(go_template("genonaut.slack.text")),
+                    },
+                }
+            ],
+        },
+        {
+            "orgId": ORG_ID,
+            "name": routing.EMAIL,
+            "receivers": [
+                {
+                    "uid": "genonaut-email",
+                    "type": "email",
+                    "disableResolveMessage": False,
+                    "settings": {
+                        "addresses": n.email_to,
+                        "singleEmail": True,
+                        "subject": literal(go_template("genonaut.title")),
+                        "message": literal(go_template("genonaut.email.text")),
+                    },
+                }
+            ],
+        },
+    ]
+    if n.watchdog_url:
+        points.append(
+            {
+                "orgId": ORG_ID,
+                "name": routing.WATCHDOG_RECEIVER,
+                "receivers": [
+                    {
+                        "uid": "genonaut-watchdog",
+                        "type": "webhook",
+                        "disableResolveMessage": True,
+                        "settings": {"url": literal(n.watchdog_url), "httpMethod": "POST"},
+                    }
+                ],
+            }
+        )
+    return {"apiVersion": 1, "contactPoints": points}
+
+
+def policies(cfg: config.Config) -> dict[str, Any]:
+    """The notification policy tree: the same routes as alertmanager.yml."""
+    i = cfg.intervals
+    routes: list[dict[str, Any]] = []
+    if cfg.notifications.watchdog_url:
+        routes.append(
+            {
+                "receiver": routing.WATCHDOG_RECEIVER,
+                "object_matchers": [["alertname", "=", routing.WATCHDOG]],
+                "group_wait": "0s",
+                "repeat_interval": i.group_interval,
+            }
+        )
+    for index, (receiver, severities) in enumerate(routing.RECEIVER_SEVERITIES):
+        op, value = ("=", severities[0]) if len(severities) == 1 else ("=~", "|".join(severities))
+        route: dict[str, Any] = {
+            "receiver": receiver,
+            "object_matchers": [["severity", op, value]],
+        }
+        if index < len(routing.RECEIVER_SEVERITIES) - 1:
+            route["continue"] = True
+        routes.append(route)
+    return {
+        "apiVersion": 1,
+        "policies": [
+            {
+                "orgId": ORG_ID,
+                "receiver": routing.DEFAULT_RECEIVER,
+                "group_by": list(routing.GROUP_BY),
+                "group_wait": i.group_wait,
+                "group_interval": i.group_interval,
+                "repeat_interval": i.repeat_interval,
+                "routes": routes,
+            }
+        ],
+    }
+
+
+def templates() -> dict[str, Any]:
+    """The Alertmanager notification templates, loaded into Grafana as-is (no expansion)."""
+    return {
+        "apiVersion": 1,
+        "templates": [
+            {"orgId": ORG_ID, "name": name.removesuffix(".tmpl"), "template": content.decode()}
+            for name, content in notification_templates().items()
+        ],
+    }
+
+
+def outputs(cfg: config.Config) -> dict[str, bytes]:
+    documents = {
+        "contact-points.yaml": contact_points(cfg),
+        "policies.yaml": policies(cfg),
+        "templates.yaml": templates(),
+    }
+    return {
+        f"{FOLDER}/{name}": (HEADER + dump(document)).encode()
+        for name, document in documents.items()
+    }

@@ -1,0 +1,28 @@
+"""Small PromQL builders, so metric names come from the catalogue and never from strings."""
+
+from __future__ import annotations
+
+import config
+from exporters.catalogue import MetricSpec
+
+
+def series(spec: MetricSpec, suffix: str = "") -> str:
+    """The series name of ``spec``; ``suffix`` picks a histogram's ``_bucket``/``_sum``/``_count``."""
+    name = spec.name + suffix
+    if name not in spec.series:
+        raise ValueError(f"{spec.name} has no series {name!r} (it has {sorted(spec.series)})")
+    return name
+
+
+def job_selector(cfg: config.Config, **matchers: str) -> str:
+    """A label selector scoped to the API job, plus ``label="value"`` / ``label=~"re"`` matchers."""
+    parts = [f'job="{cfg.targets.job}"']
+    for label, value in sorted(matchers.items()):
+        op, text = ("=~", value[1:]) if value.startswith("~") else ("=", value)
+        parts.append(f'{label}{op}"{text}"')
+    return "{" + ", ".join(parts) + "}"
+
+
+def window_suffix(cfg: config.Config) -> str:
+    """``rate5m`` for a 5m rate window: recording-rule names say which window they hold."""
+    return f"rate{cfg.intervals.rate_window}"

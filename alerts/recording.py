@@ -1,0 +1,186 @@
+"""Recording rules: the expensive expressions that dashboards and alerts share.
+
+Names follow ``level:metric:operations``. The rate window comes from config, so
+the operation part names it (``rate5m`` by default, ``rate10s`` in the test
+profile): a name never claims a window it does not hold. Use the functions here
+to get a name, never type one.
+
+    >>> from config import CONFIG
+    >>> http_error_ratio(CONFIG)
+    'job:http_requests_5xx:ratio_rate5m'
+"""
+
+from __future__ import annotations
+
+import config
+from alerts.model import Group, Record
+from alerts.promql import job_selector, series, window_suffix
+from exporters import catalogue as c
+
+QUANTILE = 0.95
+
+
+def http_requests_rate(cfg: config.Config) -> str:
+    return f"job_route_status:{series(c.HTTP_REQUESTS).removesuffix('_total')}:{window_suffix(cfg)}"
+
+
+def http_error_ratio(cfg: config.Config) -> str:
+    return f"job:http_requests_5xx:ratio_{window_suffix(cfg)}"
+
+
+def http_duration_buckets(cfg: config.Config) -> str:
+    return f"job_route_le:{series(c.HTTP_REQUEST_DURATION, '_bucket')}:{window_suffix(cfg)}"
+
+
+def http_duration_p95(cfg: config.Config) -> str:
+    return f"job_route:{c.HTTP_REQUEST_DURATION.name}:p95_{window_suffix(cfg)}"
+
+
+def pagination_query_buckets(cfg: config.Config) -> str:
+    name = series(c.PAGINATION_QUERY_DURATION, "_bucket")
+    return f"job_route_mode_le:{name}:{window_suffix(cfg)}"
+
+
+def pagination_query_p95(cfg: config.Config) -> str:
+    return f"job_route_mode:{c.PAGINATION_QUERY_DURATION.name}:p95_{window_suffix(cfg)}"
+
+
+def pagination_offset_buckets(cfg: config.Config) -> str:
+    name = series(c.PAGINATION_REQUEST_DURATION, "_bucket")
+    return f"job_route_offset_range_le:{name}:{window_suffix(cfg)}"
+
+
+def pagination_offset_p95(cfg: config.Config) -> str:
+    name = c.PAGINATION_REQUEST_DURATION.name
+    return f"job_route_offset_range:{name}:p95_{window_suffix(cfg)}"
+
+
+def db_duration_buckets(cfg: config.Config) -> str:
+    return f"job_operation_table_le:{series(c.DB_QUERY_DURATION, '_bucket')}:{window_suffix(cfg)}"
+
+
+def db_duration_p95(cfg: config.Config) -> str:
+    return f"job_operation_table:{c.DB_QUERY_DURATION.name}:p95_{window_suffix(cfg)}"
+
+
+def db_slow_queries_rate(cfg: config.Config) -> str:
+    name = series(c.DB_SLOW_QUERIES).removesuffix("_total")
+    return f"job_operation_table:{name}:{window_suffix(cfg)}"
+
+
+def db_errors_rate(cfg: config.Config) -> str:
+    name = series(c.DB_QUERY_ERRORS).removesuffix("_total")
+    return f"job_operation_table:{name}:{window_suffix(cfg)}"
+
+
+def pool_saturation(cfg: config.Config) -> str:
+    return f"job_instance_pool:{series(c.DB_POOL_CHECKED_OUT)}:ratio"
+
+
+def _rate_by(cfg: config.Config, spec: c.MetricSpec, suffix: str, by: tuple[str, ...]) -> str:
+    window = cfg.intervals.rate_window
+    return f"sum by ({', '.join(by)}) (rate({series(spec, suffix)}{job_selector(cfg)}[{window}]))"
+
+
+def _p95(buckets: str) -> str:
+    return f"histogram_quantile({QUANTILE}, {buckets})"
+
+
+def rules(cfg: config.Config) -> list[Record]:
+    """Every recording rule, in dependency order (a rule only uses those above it)."""
+    w = cfg.intervals.rate_window
+    requests = http_requests_rate(cfg)
+    return [
+        Record(
+            requests,
+            _rate_by(cfg, c.HTTP_REQUESTS, "", ("job", "route", "status")),
+            frozenset({"job", "route", "status"}),
+            f"Request rate per route and status over {w}: request-rate panels and the error ratio.",
+        ),
+        Record(
+            http_error_ratio(cfg),
+            # A ratio of two sums, not a sum of ratios: busy routes weigh more.
+            f'sum by (job) ({requests}{{status=~"5.."}})\n/\nsum by (job) ({requests})',
+            frozenset({"job"}),
+            f"Share of requests answered 5xx over {w}: ApiHighErrorRate and the Error rate panel.",
+        ),
+        Record(
+            http_duration_buckets(cfg),
+            _rate_by(cfg, c.HTTP_REQUEST_DURATION, "_bucket", ("job", "route", "le")),
+            frozenset({"job", "route", "le"}),
+            f"Response-time buckets per route over {w}, instances summed: latency quantiles.",
+        ),
+        Record(
+            http_duration_p95(cfg),
+            _p95(http_duration_buckets(cfg)),
+            frozenset({"job", "route"}),
+            "p95 response time per route: ApiHighLatency and the Response time panel.",
+        ),
+        Record(
+            pagination_query_buckets(cfg),
+            _rate_by(cfg, c.PAGINATION_QUERY_DURATION, "_bucket", ("job", "route", "mode", "le")),
+            frozenset({"job", "route", "mode", "le"}),
+            f"Page-query time buckets per route and pagination mode over {w}.",
+        ),
+        Record(
+            pagination_query_p95(cfg),
+            _p95(pagination_query_buckets(cfg)),
+            frozenset({"job", "route", "mode"}),
+            "p95 page-query time per route and mode: PaginationSlowQueries.",
+        ),
+        Record(
+            pagination_offset_buckets(cfg),
+            _rate_by(
+                cfg,
+                c.PAGINATION_REQUEST_DURATION,
+                "_bucket",
+                ("job", "route", "offset_range", "le"),
+            ),
+            frozenset({"job", "route", "offset_range", "le"}),
+            f"Paginated response-time buckets per offset range over {w}.",
+        ),
+        Record(
+            pagination_offset_p95(cfg),
+            _p95(pagination_offset_buckets(cfg)),
+            frozenset({"job", "route", "offset_range"}),
+            "p95 paginated response time per offset range: PaginationDeepOffsetSlow.",
+        ),
+        Record(
+            db_duration_buckets(cfg),
+            _rate_by(cfg, c.DB_QUERY_DURATION, "_bucket", ("job", "operation", "table", "le")),
+            frozenset({"job", "operation", "table", "le"}),
+            f"Statement time buckets per operation and table over {w}.",
+        ),
+        Record(
+            db_duration_p95(cfg),
+            _p95(db_duration_buckets(cfg)),
+            frozenset({"job", "operation", "table"}),
+            "p95 statement time per operation and table: DatabaseSlowQueries.",
+        ),
+        Record(
+            db_slow_queries_rate(cfg),
+            _rate_by(cfg, c.DB_SLOW_QUERIES, "", ("job", "operation", "table")),
+            frozenset({"job", "operation", "table"}),
+            f"Slow statements per second over {w}: DatabaseSlowQueries.",
+        ),
+        Record(
+            db_errors_rate(cfg),
+            _rate_by(cfg, c.DB_QUERY_ERRORS, "", ("job", "operation", "table")),
+            frozenset({"job", "operation", "table"}),
+            f"Failed statements per second over {w}: DatabaseQueryErrors.",
+        ),
+        Record(
+            pool_saturation(cfg),
+            # Pools without a limit (size and overflow both 0) are left out, not divided by 0.
+            f"{series(c.DB_POOL_CHECKED_OUT)}{job_selector(cfg)}\n/\n"
+            f"(({series(c.DB_POOL_SIZE)}{job_selector(cfg)}"
+            f" + {series(c.DB_POOL_MAX_OVERFLOW)}{job_selector(cfg)}) > 0)",
+            frozenset({"job", "instance", "pool"}),
+            "Share of each pool's connections (size plus max overflow) checked out.",
+        ),
+    ]
+
+
+def group(cfg: config.Config) -> Group:
+    """The recording rules as one group, evaluated before the alert groups."""
+    return Group("recording", tuple(rules(cfg)))
