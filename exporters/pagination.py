@@ -154,13 +154,16 @@ def detect(query_string: bytes, params: PaginationParams, names: tuple[bytes, ..
             assert number is not None
             offset = (number - 1) * size if size is not None else None
             return Page("offset", size, offset, number)
-        for offset_name, limit_name in params.offset:
-            if offset_name in values or limit_name in values:
-                offset = _number(values, offset_name, 0, 0)
-                size = _number(values, limit_name, 1, params.default_page_size)
-                assert offset is not None
-                number = offset // size + 1 if size else None
-                return Page("offset", size, offset, number)
+        # A pair whose offset is present wins; "limit" alone belongs to the first pair.
+        pairs = [pair for pair in params.offset if pair[0] in values]
+        pairs += [pair for pair in params.offset if pair[1] in values]
+        if pairs:
+            offset_name, limit_name = pairs[0]
+            offset = _number(values, offset_name, 0, 0)
+            size = _number(values, limit_name, 1, params.default_page_size)
+            assert offset is not None
+            number = offset // size + 1 if size else None
+            return Page("offset", size, offset, number)
     except _Invalid:
         return None
     return None
