@@ -127,7 +127,7 @@ def parse_report(body: bytes, allowed: Collection[str]) -> list[tuple[str, str, 
                     f"each {section} entry must be an object with keys cache, " + ", ".join(keys),
                 )
             name = entry["cache"]
-            if name not in allowed:
+            if not isinstance(name, str) or name not in allowed:
                 raise ReportError(
                     422,
                     [*where, "cache"],
