@@ -1,9 +1,10 @@
 """A throwaway PostgreSQL server for the tests marked ``postgres``.
 
 ``postgres_url`` is a session fixture: it yields ``TEST_DATABASE_URL`` when
-that is set, otherwise it runs ``initdb`` on a temporary directory, starts the
-server on a free loopback port (its socket inside that directory, trust
-authentication), creates a database and yields its ``postgresql+psycopg2``
+that is set (the tests drop and create their tables there, so point it at a
+scratch database), otherwise it runs ``initdb`` on a temporary directory,
+starts the server on a free loopback port (its socket inside that directory,
+trust authentication), creates a database and yields its ``postgresql+psycopg2``
 URL. At the end of the session the server is stopped (``pg_ctl -m fast``) and
 the directory removed; nothing keeps running. Use it from a test module with::
 
@@ -28,6 +29,7 @@ from tests.conftest import free_port, require_tool
 DATABASE = "genonaut_test"
 START_ATTEMPTS = 3
 START_TIMEOUT_SECONDS = 30
+STOP_TIMEOUT_SECONDS = 30
 
 
 def _as_owner(argv: list[str]) -> list[str]:
@@ -55,10 +57,15 @@ def _run(argv: list[str], what: str) -> None:
 
 
 class Server:
-    """One PostgreSQL cluster in a temporary directory."""
+    """One PostgreSQL cluster in a temporary directory, run as a child of this process.
 
-    def __init__(self, pg_ctl: str) -> None:
-        self.pg_ctl = pg_ctl
+    A child rather than ``pg_ctl start``'s daemon: the server's exit is reaped here,
+    so not even a zombie outlives the session, and a server that will not stop can
+    be killed by the pid we started.
+    """
+
+    def __init__(self, bin_dir: Path) -> None:
+        self.bin_dir = bin_dir
         # Not pytest's tmp_path: its parents are private to root, and the server may run
         # as the postgres user, which must reach the data and socket directories.
         self.root = Path(tempfile.mkdtemp(prefix="genonaut-pg-"))
@@ -67,16 +74,23 @@ class Server:
         self.log = self.root / "server.log"
         self.socket_dir.mkdir()
         if os.geteuid() == 0:
-            # LookupError here means there is no postgres user: install the postgresql package.
-            shutil.chown(self.root, "postgres", "postgres")
-            shutil.chown(self.socket_dir, "postgres", "postgres")
+            try:
+                shutil.chown(self.root, "postgres", "postgres")
+                shutil.chown(self.socket_dir, "postgres", "postgres")
+            except LookupError:
+                shutil.rmtree(self.root)
+                raise RuntimeError(
+                    "running as root, PostgreSQL needs the 'postgres' user: "
+                    "apt-get install --no-install-recommends postgresql"
+                ) from None
         self.port = 0
+        self.process: subprocess.Popen[bytes] | None = None
 
-    def init(self, initdb: str) -> None:
+    def init(self) -> None:
         """Create the cluster: trust authentication, no fsync (the data is thrown away)."""
         _run(
             [
-                initdb,
+                str(self.bin_dir / "initdb"),
                 "-D",
                 str(self.data),
                 "-U",
@@ -91,44 +105,65 @@ class Server:
 
     def start(self) -> None:
         """Start on a free port; retried, since another process may take the port first."""
-        for attempt in range(1, START_ATTEMPTS + 1):
+        for _ in range(START_ATTEMPTS):
             self.port = free_port()
-            options = (
-                f"-p {self.port} -k {self.socket_dir} -c listen_addresses=127.0.0.1 "
-                "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-            )
-            try:
-                _run(
-                    [
-                        self.pg_ctl,
-                        "-D",
-                        str(self.data),
-                        "-l",
-                        str(self.log),
-                        "-o",
-                        options,
-                        "-w",
-                        "-t",
-                        str(START_TIMEOUT_SECONDS),
-                        "start",
-                    ],
-                    "pg_ctl start",
+            argv = [
+                str(self.bin_dir / "postgres"),
+                "-D",
+                str(self.data),
+                "-p",
+                str(self.port),
+                "-k",
+                str(self.socket_dir),
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
+            ]
+            with self.log.open("ab") as log:
+                # Own session: a Ctrl-C meant for pytest must not reach the server first.
+                self.process = subprocess.Popen(
+                    _as_owner(argv),
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    cwd=tempfile.gettempdir(),
+                    start_new_session=True,
                 )
-            except RuntimeError:
-                self.stop()
-                if attempt == START_ATTEMPTS:
-                    log = self.log.read_text(errors="replace") if self.log.exists() else ""
-                    raise RuntimeError(f"PostgreSQL did not start; server log:\n{log}") from None
-                continue
-            return
+            if self._wait_ready():
+                return
+            self.stop()
+        log_text = self.log.read_text(errors="replace") if self.log.exists() else ""
+        raise RuntimeError(
+            f"PostgreSQL did not start after {START_ATTEMPTS} attempts; server log:\n{log_text}"
+        )
+
+    def _wait_ready(self) -> bool:
+        import psycopg2
+
+        deadline = time.monotonic() + START_TIMEOUT_SECONDS
+        while time.monotonic() < deadline:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                return False  # exited: most likely the port was taken meanwhile
+            try:
+                psycopg2.connect(self.dsn("postgres"), connect_timeout=2).close()
+                return True
+            except psycopg2.OperationalError:
+                time.sleep(0.1)
+        return False
+
+    def dsn(self, database: str) -> str:
+        return f"host=127.0.0.1 port={self.port} user=postgres dbname={database}"
 
     def create_database(self) -> str:
         """Create the test database and return its URL."""
         import psycopg2
 
-        conn = psycopg2.connect(
-            host="127.0.0.1", port=self.port, user="postgres", dbname="postgres"
-        )
+        conn = psycopg2.connect(self.dsn("postgres"))
         try:
             conn.autocommit = True
             with conn.cursor() as cursor:
@@ -138,35 +173,37 @@ class Server:
         return f"postgresql+psycopg2://postgres@127.0.0.1:{self.port}/{DATABASE}"
 
     def stop(self) -> None:
-        """Stop the server (fast shutdown); kill the postmaster if that fails."""
-        pid_file = self.data / "postmaster.pid"
-        if pid_file.exists():
-            try:
-                _run(
-                    [self.pg_ctl, "-D", str(self.data), "-m", "fast", "-w", "-t", "30", "stop"],
-                    "pg_ctl stop",
-                )
-            except (RuntimeError, subprocess.TimeoutExpired):
-                self._kill(pid_file)
-
-    def _kill(self, pid_file: Path) -> None:
-        try:
-            pid = int(pid_file.read_text().split()[0])
-        except (OSError, ValueError, IndexError):
+        """Fast shutdown with pg_ctl; kill the server if it does not go."""
+        process, self.process = self.process, None
+        if process is None or process.poll() is not None:
             return
-        # SIGQUIT is PostgreSQL's immediate shutdown: the postmaster takes its children along.
-        for sig in (signal.SIGQUIT, signal.SIGKILL):
-            try:
-                os.kill(pid, sig)
-            except ProcessLookupError:
-                return
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline:
+        try:
+            _run(
+                [
+                    str(self.bin_dir / "pg_ctl"),
+                    "-D",
+                    str(self.data),
+                    "-m",
+                    "fast",
+                    "-w",
+                    "-t",
+                    str(STOP_TIMEOUT_SECONDS),
+                    "stop",
+                ],
+                "pg_ctl stop",
+            )
+            process.wait(timeout=STOP_TIMEOUT_SECONDS)
+        except (RuntimeError, subprocess.TimeoutExpired):
+            # SIGQUIT is PostgreSQL's immediate shutdown; the whole session goes with it.
+            for sig in (signal.SIGQUIT, signal.SIGKILL):
                 try:
-                    os.kill(pid, 0)
+                    os.killpg(process.pid, sig)
+                    process.wait(timeout=10)
+                    break
                 except ProcessLookupError:
-                    return
-                time.sleep(0.1)
+                    break
+                except subprocess.TimeoutExpired:
+                    continue
 
     def remove(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
@@ -179,12 +216,13 @@ def postgres_url() -> Iterator[str]:
     if given:
         yield given
         return
-    initdb, pg_ctl = require_tool("initdb"), require_tool("pg_ctl")
+    bin_dir = Path(require_tool("initdb")).parent
+    require_tool("pg_ctl")
     if os.geteuid() == 0 and shutil.which("runuser") is None:
         pytest.fail("running as root needs runuser (util-linux) to start PostgreSQL as postgres")
-    server = Server(pg_ctl)
+    server = Server(bin_dir)
     try:
-        server.init(initdb)
+        server.init()
         server.start()
         yield server.create_database()
     finally:
