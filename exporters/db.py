@@ -396,7 +396,7 @@ class _Instrumentation:
                 cursor = getattr(ctx.execution_context, "cursor", None)
             if cursor is not None:
                 self._starts.pop(id(cursor), None)
-            if ctx.statement is None or ctx.is_pre_ping:
+            if ctx.statement is None or getattr(ctx, "is_pre_ping", False):
                 return
             found = self.statements.get(ctx.statement)
             self.metrics[catalogue.DB_QUERY_ERRORS].labels(found.operation, found.table).inc()
@@ -426,7 +426,10 @@ class _Instrumentation:
         """Count checkout timeouts and refresh the gauges after checkouts and returns."""
         if pool.__dict__.get("_genonaut_instrumented"):
             return
-        connect, return_conn = pool.connect, pool._return_conn
+        connect = pool.connect
+        # Private, but what checkin calls right after the checkin event; without it the
+        # gauges would only catch up at the next checkout (the pool tests pin this).
+        return_conn = getattr(pool, "_return_conn", None)
 
         def counted_connect() -> Any:
             try:
@@ -437,14 +440,17 @@ class _Instrumentation:
             finally:
                 self.refresh_pool()
 
-        def refreshing_return(record: Any) -> None:
-            try:
-                return_conn(record)
-            finally:
-                self.refresh_pool()
-
         pool.connect = counted_connect  # type: ignore[method-assign]
-        pool._return_conn = refreshing_return  # type: ignore[method-assign]
+        if return_conn is not None:
+            original_return: Callable[[Any], None] = return_conn
+
+            def refreshing_return(record: Any) -> None:
+                try:
+                    original_return(record)
+                finally:
+                    self.refresh_pool()
+
+            pool._return_conn = refreshing_return  # type: ignore[method-assign]
         pool._genonaut_instrumented = True  # type: ignore[attr-defined]
         self.refresh_pool(static=True)
 

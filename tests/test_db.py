@@ -374,12 +374,16 @@ def test_a_fault_in_a_listener_never_breaks_the_query(
     engine.dispose()
 
 
-def test_async_engine_is_instrumented(tmp_path: Path, registry, metrics) -> None:
+def test_async_engine_is_instrumented(
+    tmp_path: Path, registry, metrics, caplog: pytest.LogCaptureFixture
+) -> None:
     pytest.importorskip("aiosqlite", reason="aiosqlite is not installed: pip install aiosqlite")
     pytest.importorskip(
-        "greenlet", reason="SQLAlchemy's asyncio needs greenlet: pip install greenlet"
+        "greenlet", reason="SQLAlchemy asyncio needs greenlet: pip install greenlet"
     )
     from sqlalchemy.ext.asyncio import create_async_engine
+
+    from exporters import context
 
     async def run() -> None:
         engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'async.db'}")
@@ -391,12 +395,24 @@ def test_async_engine_is_instrumented(tmp_path: Path, registry, metrics) -> None
             for _ in range(4):
                 assert (await conn.execute(SELECT_BY_NAME, {"name": "a"})).one().name == "a"
         assert value(registry, catalogue.DB_POOL_CHECKED_OUT, pool="async") == 0.0
+        # The request context reaches the listeners through SQLAlchemy's greenlets.
+        db.instrument_engine(engine, metrics=metrics, slow_query_seconds=0.0, name="async")
+        state = SimpleNamespace(request_id="req-async", route="/api/v1/content")
+        token = context._current.set(state)  # type: ignore[arg-type]
+        try:
+            async with engine.connect() as conn:
+                await conn.execute(SELECT_BY_NAME, {"name": "b"})
+        finally:
+            context._current.reset(token)
         await engine.dispose()
 
-    asyncio.run(run())
-    assert query_count(registry, "SELECT", "items") == 4.0
+    with caplog.at_level(logging.WARNING, logger="genonaut.db"):
+        asyncio.run(run())
+    assert query_count(registry, "SELECT", "items") == 5.0
     assert query_count(registry, "INSERT", "items") == 1.0
     assert value(registry, catalogue.DB_POOL_SIZE, pool="async") == 5.0
+    slow = [(r.fingerprint, r.request_id) for r in caplog.records if r.name == "genonaut.db"]  # type: ignore[attr-defined]
+    assert slow == [(SELECT_BY_NAME_FINGERPRINT, "req-async")]
 
 
 # --- Connection pool ---------------------------------------------------------------
