@@ -570,17 +570,11 @@ def test_build_refuses_duplicate_panel_titles(
 
 
 def overlapping(cfg: config.Config) -> g.Dashboard:
-    """A dashboard whose second panel is placed over the first by hand."""
-    first = main.request_rate(cfg)
-    second = main.cpu(cfg)
-    return g.Dashboard(
-        title="Overlap",
-        templating=main.dashboard(cfg).templating,
-        panels=[
-            common.layout(common.row(8, (first, 12)))[0],
-            attr.evolve(second, gridPos=g.GridPos(h=8, w=12, x=6, y=4)),
-        ],
-    )
+    """The main dashboard with its last panel moved by hand over the second row."""
+    board = main.dashboard(cfg)
+    panels = list(board.panels)
+    panels[-1] = attr.evolve(panels[-1], gridPos=g.GridPos(h=8, w=12, x=6, y=4))
+    return attr.evolve(board, panels=panels)
 
 
 def test_build_refuses_overlapping_panels(
@@ -590,8 +584,10 @@ def test_build_refuses_overlapping_panels(
     assert_refused(
         previous,
         CFG,
-        "dashboard 'genonaut-main' (genonaut-main.json), panel 'Process CPU': overlaps panel "
-        "'Request rate by route' (gridPos x=6 y=4 w=12 h=8 vs x=0 y=0 w=12 h=8)",
+        "dashboard 'genonaut-main' (genonaut-main.json), panel 'Firing alerts': overlaps panel "
+        "'Request rate by route' (gridPos x=6 y=4 w=12 h=8 vs x=0 y=4 w=12 h=8)",
+        "panel 'Firing alerts': overlaps panel 'Response time' (gridPos x=6 y=4 w=12 h=8 vs "
+        "x=12 y=4 w=12 h=8)",
     )
 
 
