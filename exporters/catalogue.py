@@ -313,14 +313,15 @@ class Metrics:
             # prometheus_client appends _total itself and rejects names that end in it.
             base = spec.name.removesuffix("_total") if spec.kind == "counter" else spec.name
             kwargs: dict[str, Any] = {"labelnames": spec.labels, "registry": registry}
+            collector: Any
             if spec.kind == "counter":
                 collector = pc.Counter(base, spec.help, **kwargs)
             elif spec.kind == "gauge":
-                collector = pc.Gauge(
-                    base, spec.help, multiprocess_mode=spec.multiprocess_mode, **kwargs
-                )
+                kwargs["multiprocess_mode"] = spec.multiprocess_mode
+                collector = pc.Gauge(base, spec.help, **kwargs)
             else:
-                collector = pc.Histogram(base, spec.help, buckets=spec.buckets, **kwargs)
+                kwargs["buckets"] = spec.buckets
+                collector = pc.Histogram(base, spec.help, **kwargs)
             self._collectors[spec.name] = collector
 
     def __getitem__(self, spec: MetricSpec) -> Any:
