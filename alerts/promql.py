@@ -7,7 +7,7 @@ from exporters.catalogue import MetricSpec
 
 
 def series(spec: MetricSpec, suffix: str = "") -> str:
-    """The series name of ``spec``; ``suffix`` picks a histogram's ``_bucket``/``_sum``/``_count``."""
+    """The series name of ``spec``; ``suffix`` picks ``_bucket``, ``_sum`` or ``_count``."""
     name = spec.name + suffix
     if name not in spec.series:
         raise ValueError(f"{spec.name} has no series {name!r} (it has {sorted(spec.series)})")
