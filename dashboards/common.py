@@ -101,9 +101,21 @@ def quantile(
     return f"histogram_quantile({q}, {sum_by(('le', *by), buckets)})"
 
 
+def or_zero(present: str, baseline: str) -> str:
+    """``present``, with 0 for each series of ``baseline`` that ``present`` lacks.
+
+    Counters the exporters create on first use (errors, slow queries, 5xx
+    statuses) are absent until that happens; filling from a series that always
+    exists keeps the panel at a labelled 0 instead of "No data".
+    """
+    return f"{present} or 0 * {baseline}"
+
+
 def ratio(spec: MetricSpec, part: str, by: Sequence[str] = (), route: bool = False) -> str:
-    """Share of ``spec``'s rate whose labels match ``part`` (e.g. ``result="hit"``)."""
-    return f"{sum_by(by, rate(spec, part, route=route))}\n  / {sum_by(by, rate(spec, route=route))}"
+    """Share of ``spec``'s rate whose labels match ``part`` (e.g. ``result="hit"``); 0, not
+    absent, while no series matches ``part`` yet."""
+    whole = rate(spec, route=route)
+    return f"{sum_by(by, or_zero(rate(spec, part, route=route), whole))}\n  / {sum_by(by, whole)}"
 
 
 def mean(spec: MetricSpec, by: Sequence[str] = (), route: bool = False) -> str:

@@ -17,6 +17,11 @@ STATEMENT = ("operation", "table")
 LEGEND = "{{operation}} {{table}}"
 
 
+def _statements() -> str:
+    """Rate of every statement that ran: the zero baseline for counters created on first use."""
+    return c.rate(m.DB_QUERY_DURATION, suffix="_count")
+
+
 def query_time(cfg: config.Config) -> g.Panel:
     return c.timeseries(
         "Query time",
@@ -75,7 +80,7 @@ def slow_queries(cfg: config.Config) -> g.Panel:
         f"({cfg.thresholds.slow_query_seconds:g}s by default); each is also logged by "
         "genonaut.db with its fingerprint. Above the dashed line "
         f"({cfg.thresholds.slow_queries_per_second:g}/s) DatabaseSlowQueries fires.",
-        [c.Query(c.sum_by(STATEMENT, c.rate(m.DB_SLOW_QUERIES)), LEGEND)],
+        [c.Query(c.sum_by(STATEMENT, c.or_zero(c.rate(m.DB_SLOW_QUERIES), _statements())), LEGEND)],
         unit="ops",
         steps=c.above(cfg.thresholds.slow_queries_per_second),
     )
@@ -87,7 +92,7 @@ def query_errors(cfg: config.Config) -> g.Panel:
         "Statements per second that raised an error, per operation and table. Anything "
         f"above {cfg.thresholds.db_errors_per_second:g}/s for "
         f"{cfg.durations.database_query_errors} fires DatabaseQueryErrors.",
-        [c.Query(c.sum_by(STATEMENT, c.rate(m.DB_QUERY_ERRORS)), LEGEND)],
+        [c.Query(c.sum_by(STATEMENT, c.or_zero(c.rate(m.DB_QUERY_ERRORS), _statements())), LEGEND)],
         unit="ops",
         steps=c.above(cfg.thresholds.db_errors_per_second),
     )

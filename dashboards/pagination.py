@@ -146,13 +146,14 @@ def requests_by_offset(cfg: config.Config) -> g.Panel:
 
 
 def deep_share(cfg: config.Config) -> g.Panel:
-    deep = c.rate(m.PAGINATION_REQUEST_DURATION, _deep(cfg), suffix="_count", route=True)
-    every = c.rate(m.PAGINATION_REQUEST_DURATION, 'mode="offset"', suffix="_count", route=True)
+    count = m.PAGINATION_REQUEST_DURATION
+    deep = c.rate(count, _deep(cfg), suffix="_count", route=True)
+    every = c.rate(count, 'mode="offset"', suffix="_count", route=True)
     return c.stat(
         "Deep offset share",
         "Share of offset-paginated requests at offsets from "
         f"{cfg.thresholds.deep_offset_min:,} (deep pages) on the selected routes.",
-        f"{c.sum_by((), deep)}\n  / {c.sum_by((), every)}",
+        f"{c.sum_by((), c.or_zero(deep, every))}\n  / {c.sum_by((), every)}",
         unit="percentunit",
     )
 
