@@ -186,6 +186,8 @@ def _insert_rows(conn: sa.Connection, count: int) -> None:
         cursor = raw.cursor()
         if hasattr(cursor, "copy_expert"):
             _copy_rows(cursor, count)
+            # Fresh statistics, or the planner guesses at the size of a table it has never seen.
+            conn.exec_driver_sql("ANALYZE content_items")
             return
     batch: list[dict[str, Any]] = []
     for row in seed_rows_data(count):
@@ -287,6 +289,23 @@ def make_engine(database_url: str) -> sa.Engine:
         pool_timeout=POOL_TIMEOUT_SECONDS,
         pool_pre_ping=True,
     )
+
+
+# --- Queries --------------------------------------------------------------------------
+
+
+def offset_page_query(offset: int, rows: int) -> sa.Select[Any]:
+    """``rows`` rows newest first, skipping ``offset``: the database walks every skipped row."""
+    return sa.select(*_LIST_COLUMNS).order_by(*_NEWEST_FIRST).offset(offset).limit(rows)
+
+
+def cursor_page_query(after: tuple[datetime, int] | None, rows: int) -> sa.Select[Any]:
+    """``rows`` rows newest first, after ``(created_at, id)``: one index seek at any depth."""
+    query = sa.select(*_LIST_COLUMNS).order_by(*_NEWEST_FIRST).limit(rows)
+    if after is None:
+        return query
+    key = sa.tuple_(content_items.c.created_at, content_items.c.id)
+    return query.where(key < sa.tuple_(sa.literal(after[0], sa.DateTime), sa.literal(after[1])))
 
 
 # --- Cursors --------------------------------------------------------------------------
@@ -591,12 +610,7 @@ def create_app(
     ) -> dict[str, Any]:
         """Offset pagination, newest first: ``?page=1&page_size=50`` or ``?skip=0&limit=50``."""
         window = offset_window(page, page_size, skip, limit)
-        query = (
-            sa.select(*_LIST_COLUMNS)
-            .order_by(*_NEWEST_FIRST)
-            .limit(window.page_size + 1)
-            .offset(window.offset)
-        )
+        query = offset_page_query(window.offset, window.page_size + 1)
         timed = exporters.pagination_query(
             mode="offset", page_size=window.page_size, offset=window.offset
         )
@@ -622,19 +636,17 @@ def create_app(
         cursor: Annotated[str | None, Query(max_length=200)] = None,
     ) -> dict[str, Any]:
         """Keyset pagination, newest first; pass ``next_cursor`` back unchanged."""
-        query = sa.select(*_LIST_COLUMNS).order_by(*_NEWEST_FIRST).limit(limit + 1)
+        position = None
         if cursor is not None:
             try:
-                created_at, item_id = decode_cursor(cursor)
+                position = decode_cursor(cursor)
             except CursorError as exc:
                 raise HTTPException(
                     400,
                     f"invalid cursor: {exc}; pass next_cursor from a previous response "
                     "unchanged, or omit cursor to start from the newest item",
                 ) from None
-            key = sa.tuple_(content_items.c.created_at, content_items.c.id)
-            position = sa.tuple_(sa.literal(created_at, sa.DateTime), sa.literal(item_id))
-            query = query.where(key < position)
+        query = cursor_page_query(position, limit + 1)
         timed = exporters.pagination_query(mode="cursor", page_size=limit)
         with engine.connect() as conn, timed as handle:
             rows = conn.execute(query).all()
