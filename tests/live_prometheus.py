@@ -1,12 +1,11 @@
 """A real Prometheus scraping a registry the test controls, for the script tests.
 
-with LiveTarget() as target, run_prometheus(tmp_path, target.address) as url:
-    wait_for_samples(url, 'up{job="preview-target"}', 5)
+with live_stack(tmp_path) as (stack, target):
+    wait_for_samples(stack.prometheus_url, "database_connection_pool_size", 5)
 """
 
 from __future__ import annotations
 
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -17,6 +16,7 @@ from typing import Any
 import requests
 from prometheus_client import CollectorRegistry, start_http_server
 
+import config
 from exporters.catalogue import (
     DB_POOL_CHECKED_OUT,
     DB_POOL_SIZE,
@@ -24,9 +24,10 @@ from exporters.catalogue import (
     HTTP_REQUESTS,
     Metrics,
 )
-from tests.conftest import free_port, require_tool
+from scripts.stack import Stack
+from tests.conftest import require_tool
 
-JOB = "preview-target"
+JOB = config.TEST_CONFIG.targets.job
 POOL_SIZE = 42.0
 CHECKED_OUT = 7.0
 # Requests counted per tick of the traffic thread (every TICK seconds), by route and status.
@@ -39,7 +40,8 @@ DURATIONS = {"/api/v1/content": 0.3, "/health": 0.004}
 class LiveTarget:
     """Serves a registry's exposition on loopback and keeps its counters growing."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
+        self.port = port
         self.registry = CollectorRegistry()
         self.metrics = Metrics(self.registry)
         self.metrics[DB_POOL_SIZE].labels("main").set(POOL_SIZE)
@@ -58,7 +60,9 @@ class LiveTarget:
                     )
 
     def __enter__(self) -> LiveTarget:
-        self._server, _thread = start_http_server(0, addr="127.0.0.1", registry=self.registry)
+        self._server, _thread = start_http_server(
+            self.port, addr="127.0.0.1", registry=self.registry
+        )
         self._traffic.start()
         return self
 
@@ -74,52 +78,17 @@ class LiveTarget:
 
 
 @contextmanager
-def run_prometheus(workdir: Path, target: str, scrape_interval: str = "1s") -> Iterator[str]:
-    """A Prometheus process on a free loopback port scraping ``target``; yields its URL."""
-    binary = require_tool("prometheus")
-    port = free_port()
-    workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / "prometheus.yml").write_text(
-        f"global:\n  scrape_interval: {scrape_interval}\n  evaluation_interval: {scrape_interval}\n"
-        f"scrape_configs:\n  - job_name: {JOB}\n    static_configs:\n"
-        f"      - targets: ['{target}']\n"
-    )
-    log = (workdir / "prometheus.log").open("wb")
-    process = subprocess.Popen(
-        [
-            binary,
-            f"--config.file={workdir / 'prometheus.yml'}",
-            f"--storage.tsdb.path={workdir / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--log.level=warn",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"prometheus exited: {(workdir / 'prometheus.log').read_text()}")
-            try:
-                if requests.get(f"{url}/-/ready", timeout=1).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"prometheus at {url} was not ready within 30s")
-            time.sleep(0.1)
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
-        log.close()
+def live_stack(workdir: Path) -> Iterator[tuple[Stack, LiveTarget]]:
+    """The project's Stack with only Prometheus, scraping a LiveTarget as the API job.
+
+    The target listens on the port the stack chose for the API, so the
+    generated prometheus.yml scrapes it, and ``stack.out`` holds the project's
+    real dashboards built for this stack.
+    """
+    require_tool("prometheus")
+    stack = Stack(workdir, profile=config.TEST_CONFIG, components={"prometheus"})
+    with LiveTarget(stack.ports.api) as target, stack:
+        yield stack, target
 
 
 def query(url: str, expr: str) -> list[dict[str, Any]]:
@@ -245,7 +214,11 @@ def sample_dashboard(uid: str = UID, extra_panels: tuple[dict[str, Any], ...] = 
         "templating": {
             "list": [
                 {"name": "datasource", "type": "datasource", "query": "prometheus"},
-                {"name": "job", "type": "query", "query": "label_values(up, job)"},
+                {
+                    "name": "job",
+                    "type": "query",
+                    "query": "label_values(http_requests_total, job)",
+                },
                 {
                     "name": "route",
                     "type": "query",

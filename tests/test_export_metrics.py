@@ -26,8 +26,7 @@ from tests.live_prometheus import (
     POOL_SIZE,
     RATE,
     ROUTES,
-    LiveTarget,
-    run_prometheus,
+    live_stack,
     sample_dashboard,
     wait_for_samples,
 )
@@ -297,11 +296,11 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     boards = work / "dashboards"
     boards.mkdir()
     (boards / "sample-board.json").write_text(json.dumps(sample_dashboard()))
-    with LiveTarget() as target, run_prometheus(work / "prometheus", target.address) as url:
-        first = wait_for_samples(url, "database_connection_pool_size", 12)
+    with live_stack(work / "stack") as (stack, _target):
+        first = wait_for_samples(stack.prometheus_url, "database_connection_pool_size", 12)
         # A window in the past, after the first sample: its data no longer changes.
         end = math.floor(time.time()) - 1
-        yield Live(url, boards, math.ceil(first) + 1, end)
+        yield Live(stack.prometheus_url, boards, math.ceil(first) + 1, end)
 
 
 def export(*args: str | Path, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
