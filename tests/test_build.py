@@ -192,9 +192,10 @@ def test_summary_line_counts_what_was_written(
     files = build.read_tree(out)
     assert int(match[1]) == len(files)
     assert match[2] == str(out)
-    counts = dict(reversed(part.split(" ", 1)) for part in match[3].split(", "))
+    counts = {name: int(n) for n, name in (part.split(" ", 1) for part in match[3].split(", "))}
     tops = {name: sum(1 for p in files if p.split("/")[0] == name) for name in counts}
-    assert {name: int(n) for name, n in counts.items()} == tops
+    assert counts == tops
+    assert set(counts) == {path.split("/")[0] for path in files}
     assert tops["grafana"] >= 5 and tops["prometheus"] >= 1
 
 
