@@ -13,7 +13,9 @@ median over rounds with the interquartile range.
 
 1. In-process: a raw ASGI driver (``await app(scope, receive, send)``), at 50
    and at 5 routes, always requesting the last route, which shows whether the
-   overhead grows with the route table (re-matching the path) or not.
+   overhead grows with the route table (re-matching the path) or not. ``ours+log``
+   adds our JSON access log line (written to /dev/null), which the plain variant
+   skips because logging is left unconfigured there, as in the peers' defaults.
 2. Loopback: each variant served by uvicorn in its own subprocess on
    127.0.0.1, driven over one keep-alive connection per server.
 3. Scrape: in a fresh process per library (so the global registry holds only
@@ -31,6 +33,7 @@ import asyncio
 import gc
 import http.client
 import json
+import logging
 import os
 import platform
 import socket
@@ -52,6 +55,10 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUTPUT = ROOT / "bench-results" / "overhead.json"
 PEERS = ("instrumentator", "starlette-exporter")
 INSTRUMENTED = ("ours", *PEERS)
+# Ours with the JSON access log line on (to /dev/null), as configure_logging() sets it up
+# in production; the plain "ours" variant runs with logging unconfigured (WARNING), where
+# the line is skipped, so the two show what the log line costs.
+LOGGED = "ours+log"
 # Targets printed with the results: ours must cost at most this share of the
 # instrumentator's per-request overhead, and scrape no slower than it.
 OVERHEAD_SHARE_TARGET = 1 / 3
@@ -120,8 +127,10 @@ def overheads(times: dict[str, list[float]], routes: int) -> dict[str, dict[str,
     """Per variant at ``routes`` routes: time per request and its paired overhead over bare."""
     bare = times[f"bare@{routes}"]
     result: dict[str, dict[str, Any]] = {}
-    for variant in VARIANTS:
-        mine = times[f"{variant}@{routes}"]
+    for variant in (*VARIANTS, LOGGED):
+        mine = times.get(f"{variant}@{routes}")
+        if mine is None:
+            continue
         entry: dict[str, Any] = {"us_per_request": summary(mine)}
         if variant != "bare":
             entry["overhead_us"] = summary([m - b for m, b in zip(mine, bare, strict=True)])
@@ -146,22 +155,35 @@ async def _in_process(settings: Settings) -> dict[str, Any]:
             driver = AsgiDriver(app)
             await driver.start()
             drivers[f"{variant}@{routes}"] = (driver, request_path(routes - 1))
+    app, _ = build_app("ours", settings.routes, CollectorRegistry())
+    driver = AsgiDriver(app)
+    await driver.start()
+    drivers[f"{LOGGED}@{settings.routes}"] = (driver, request_path(settings.routes - 1))
+
+    async def batch(key: str, count: int) -> float:
+        """Seconds for ``count`` requests; the access log is on only for the logged variant."""
+        driver, path = drivers[key]
+        handler = _access_log_on() if key.startswith(LOGGED) else None
+        try:
+            started = time.perf_counter()
+            for _ in range(count):
+                await driver.get(path)
+            return time.perf_counter() - started
+        finally:
+            if handler is not None:
+                _access_log_off(handler)
 
     for key, (driver, path) in drivers.items():
-        for _ in range(min(200, settings.requests)):
-            status, _body = await driver.get(path)
+        await batch(key, min(200, settings.requests))
+        status, _body = await driver.get(path)
         if status != 200:
             raise RuntimeError(f"in-process {key}: GET {path} answered {status}, expected 200")
 
     times: dict[str, list[float]] = {key: [] for key in drivers}
     for round_index in range(settings.rounds):
         for key in rotated(list(drivers), round_index):
-            driver, path = drivers[key]
             gc.collect()
-            started = time.perf_counter()
-            for _ in range(settings.requests):
-                await driver.get(path)
-            elapsed = time.perf_counter() - started
+            elapsed = await batch(key, settings.requests)
             times[key].append(elapsed / settings.requests * 1e6)
 
     for driver, _ in drivers.values():
@@ -181,6 +203,23 @@ async def _in_process(settings: Settings) -> dict[str, Any]:
         "by_routes": by_routes,
         "overhead_growth_us_from_few_to_many_routes": independence,
     }
+
+
+_DEVNULL: list[Any] = []
+
+
+def _access_log_on() -> logging.Handler:
+    from exporters.logs import configure_logging
+
+    if not _DEVNULL:
+        _DEVNULL.append(open(os.devnull, "w"))  # noqa: SIM115 - kept open for the whole run
+    return configure_logging("INFO", "json", stream=_DEVNULL[0])
+
+
+def _access_log_off(handler: logging.Handler) -> None:
+    root = logging.getLogger()
+    root.removeHandler(handler)
+    root.setLevel(logging.WARNING)
 
 
 # --- Phase 2: loopback -----------------------------------------------------------------
