@@ -607,9 +607,15 @@ def create_app(
         page_size: Annotated[int | None, Query(ge=1, le=MAX_PAGE_SIZE)] = None,
         skip: Annotated[int | None, Query(ge=0, le=MAX_OFFSET)] = None,
         limit: Annotated[int | None, Query(ge=1, le=MAX_PAGE_SIZE)] = None,
+        offset: Annotated[int | None, Query(ge=0, le=MAX_OFFSET)] = None,
     ) -> dict[str, Any]:
-        """Offset pagination, newest first: ``?page=1&page_size=50`` or ``?skip=0&limit=50``."""
-        window = offset_window(page, page_size, skip, limit)
+        """Offset pagination, newest first: ``?page=1&page_size=50`` or ``?skip=0&limit=50``.
+
+        ``offset`` is accepted as another name for ``skip``.
+        """
+        if offset is not None and skip is not None:
+            raise _unprocessable("offset", "offset is another name for skip: give one", offset)
+        window = offset_window(page, page_size, skip if offset is None else offset, limit)
         query = offset_page_query(window.offset, window.page_size + 1)
         timed = exporters.pagination_query(
             mode="offset", page_size=window.page_size, offset=window.offset

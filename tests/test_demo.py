@@ -134,6 +134,7 @@ def test_skip_and_limit_address_the_same_rows_as_page_and_page_size(api: Client,
     by_page = api.get(CONTENT, params={"page": 3, "page_size": 40}).json()
     by_skip = api.get(CONTENT, params={"skip": 80, "limit": 40}).json()
     assert by_skip == by_page
+    assert api.get(CONTENT, params={"offset": 80, "limit": 40}).json() == by_page
     unaligned = api.get(CONTENT, params={"skip": 30, "limit": 25}).json()
     assert unaligned["items"] == expected[30:55]
     assert unaligned["pagination"]["page"] == 2
@@ -241,7 +242,9 @@ BAD_REQUESTS = [
     (CONTENT, {"page_size": 501}, 422, "less than or equal to 500"),
     (CONTENT, {"page_size": 0}, 422, "greater than or equal to 1"),
     (CONTENT, {"skip": -1}, 422, "greater than or equal to 0"),
-    (CONTENT, {"offset": -1, "skip": -1}, 422, "greater than or equal to 0"),
+    (CONTENT, {"offset": -1}, 422, "greater than or equal to 0"),
+    (CONTENT, {"offset": 5, "skip": 5}, 422, "offset is another name for skip: give one"),
+    (CONTENT, {"offset": 5, "page": 1}, 422, "use either page/page_size or skip/limit"),
     (CONTENT, {"limit": 0}, 422, "greater than or equal to 1"),
     (CONTENT, {"page": "two"}, 422, "valid integer"),
     (CONTENT, {"skip": "1.5"}, 422, "valid integer"),
