@@ -22,12 +22,14 @@ $(STAMP): pyproject.toml
 venv: $(STAMP) ## Create .venv and install the project with its dev tools
 
 .PHONY: build
-build: $(STAMP) ## Create .venv, install the project, generate out/ (python build.py)
+build: $(STAMP) ## Create .venv, install the project, generate out/ and out-compose/
 	$(BIN)/python build.py
+	$(BIN)/python build.py --profile compose --out out-compose
 
 .PHONY: check
-check: $(STAMP) ## Validate a fresh build and fail if out/ differs from it
+check: $(STAMP) ## Validate fresh builds and fail if out/ or out-compose/ differ from them
 	$(BIN)/python build.py --check
+	$(BIN)/python build.py --profile compose --out out-compose --check
 
 .PHONY: test
 test: $(STAMP) ## Run the whole test suite (prepares .venv first)
@@ -48,6 +50,18 @@ fmt: $(STAMP) ## Format and autofix with ruff
 bench: $(STAMP) ## Measure middleware overhead and scrape cost against the peers
 	$(BIN)/python -m benchmarks.overhead
 
+.PHONY: up
+up: $(STAMP) ## Run API, Prometheus, Alertmanager, SMTP catcher, Slack stand-in locally (no Docker)
+	$(BIN)/python -m scripts.stack $(UP_ARGS)
+
+.PHONY: load
+load: $(STAMP) ## Bounded load on the local API: make load LOAD_ARGS="--requests 50"
+	$(BIN)/python -m scripts.performance_test $(LOAD_ARGS)
+
+.PHONY: logs-report
+logs-report: $(STAMP) ## Report on the local stack's API log (.run/logs/api.log)
+	$(BIN)/python -m scripts.analyze_logs .run/logs/api.log
+
 .PHONY: clean
 clean: ## Remove generated output and caches (keeps .venv)
-	rm -rf out .pytest_cache .mypy_cache .ruff_cache
+	rm -rf out out-compose .pytest_cache .mypy_cache .ruff_cache
