@@ -99,8 +99,10 @@ def rules(cfg: config.Config) -> list[Record]:
         ),
         Record(
             http_error_ratio(cfg),
-            # A ratio of two sums, not a sum of ratios: busy routes weigh more.
-            f'sum by (job) ({requests}{{status=~"5.."}})\n/\nsum by (job) ({requests})',
+            # A ratio of two sums, not a sum of ratios: busy routes weigh more. With no 5xx
+            # series yet, "or ... * 0" makes the ratio 0 instead of absent.
+            f'(\n  sum by (job) ({requests}{{status=~"5.."}})\n  or\n'
+            f"  sum by (job) ({requests}) * 0\n)\n/\nsum by (job) ({requests})",
             frozenset({"job"}),
             f"Share of requests answered 5xx over {w}: ApiHighErrorRate and the Error rate panel.",
         ),

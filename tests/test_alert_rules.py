@@ -416,3 +416,39 @@ def test_recording_rules_carry_a_comment_with_their_reason() -> None:
     records = [i for i, line in enumerate(lines) if line.lstrip().startswith("- record:")]
     assert len(records) == len(alerts.recorded_series(config.CONFIG))
     assert all(lines[i - 1].lstrip().startswith("# ") for i in records)
+
+
+def test_error_ratio_reads_zero_before_the_first_error(tmp_path: Path) -> None:
+    from alerts import recording
+
+    cfg = config.TEST_CONFIG
+    step = seconds(cfg.intervals.evaluation_interval)
+    at = seconds(cfg.intervals.rate_window) + 2 * step
+    ok = cases.target(method="GET", route="/api/v1/content", status="200")
+    run_promtool(
+        tmp_path,
+        {
+            "rule_files": write_rules(tmp_path, "test"),
+            "evaluation_interval": cfg.intervals.evaluation_interval,
+            "tests": [
+                {
+                    "name": "The error ratio is 0, not absent, while no request has failed.",
+                    "interval": cfg.intervals.evaluation_interval,
+                    "input_series": [cases.counter("http_requests_total", ok, 5 * step, 30)],
+                    "promql_expr_test": [
+                        {
+                            "expr": recording.http_error_ratio(cfg),
+                            "eval_time": duration(at),
+                            "exp_samples": [
+                                {
+                                    "labels": recording.http_error_ratio(cfg)
+                                    + cases.labels_text({"job": cfg.targets.job}),
+                                    "value": 0,
+                                }
+                            ],
+                        }
+                    ],
+                }
+            ],
+        },
+    )
