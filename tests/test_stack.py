@@ -1,0 +1,147 @@
+"""The local stack runner (`make up`): starts, serves, and stops leaving nothing behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import smtplib
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+import requests
+
+from scripts.stack import SlackStandIn, SmtpCatcher, Stack, StackError, free_port
+from tests.conftest import ROOT, require_tool
+
+
+def _processes_mentioning(text: str) -> list[str]:
+    """Command lines of live processes that mention ``text`` (e.g. a work folder)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if text in cmdline:
+            found.append(f"{proc.name}: {cmdline}")
+    return found
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_smtp_catcher_keeps_every_message() -> None:
+    catcher = SmtpCatcher(free_port())
+    catcher.start()
+    try:
+        message = EmailMessage()
+        message["From"], message["To"], message["Subject"] = "a@localhost", "b@localhost", "hi"
+        message.set_content("body text")
+        with smtplib.SMTP("127.0.0.1", catcher.port, timeout=5) as client:
+            client.send_message(message)
+    finally:
+        catcher.stop()
+    assert [m["Subject"] for m in catcher.messages] == ["hi"]
+    assert catcher.messages[0].get_content().strip() == "body text"
+
+
+def test_slack_stand_in_fails_as_told_then_accepts_json() -> None:
+    slack = SlackStandIn(free_port())
+    slack.start()
+    try:
+        slack.fail_next(2)
+        codes = [
+            requests.post(slack.url, json={"text": f"try {i}"}, timeout=5).status_code
+            for i in range(3)
+        ]
+        not_json = requests.post(slack.url, data=b"text", timeout=5).status_code
+    finally:
+        slack.stop()
+    assert codes == [500, 500, 200]
+    assert not_json == 500
+    assert slack.requests == [{"text": "try 2"}]
+    assert slack.attempts == 4
+
+
+def test_stack_runs_prometheus_scraping_the_api_and_stops_cleanly(tmp_path: Path) -> None:
+    require_tool("prometheus")
+    with Stack(
+        tmp_path, components={"api", "prometheus"}, api_env={"DEMO_SEED_ROWS": "200"}
+    ) as stack:
+        assert requests.get(f"{stack.api_url}/api/v1/content?page=1&page_size=5", timeout=5).ok
+        up = stack.wait_for(
+            lambda: stack.query(f'up{{job="{stack.cfg.targets.job}"}} == 1'), 30, "a scrape"
+        )
+        assert up[0]["metric"]["instance"] == f"127.0.0.1:{stack.ports.api}"
+        ports = [stack.ports.api, stack.ports.prometheus]
+    assert not any(_listening(port) for port in ports)
+    assert _processes_mentioning(str(tmp_path)) == []
+
+
+def test_a_component_that_cannot_start_is_named_with_its_log(tmp_path: Path) -> None:
+    require_tool("prometheus")
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    try:
+        stack = Stack(tmp_path, components={"prometheus"})
+        stack.ports = replace(stack.ports, prometheus=busy.getsockname()[1])
+        with pytest.raises(StackError, match=r"prometheus exited at start; its log"), stack:
+            pass
+    finally:
+        busy.close()
+    assert _processes_mentioning(str(tmp_path)) == []
+
+
+@pytest.mark.e2e
+def test_make_up_prints_urls_and_leaves_no_process_behind_on_ctrl_c(tmp_path: Path) -> None:
+    for tool in ("prometheus", "prometheus-alertmanager"):
+        require_tool(tool)
+    workdir = tmp_path / "run"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "scripts.stack", "--workdir", str(workdir), "--seed-rows", "500"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "SLACK_WEBHOOK_URL": ""},
+    )
+    lines: list[str] = []
+    try:
+        assert process.stdout is not None
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            line = process.stdout.readline()
+            if not line:
+                break
+            lines.append(line.rstrip())
+            if line.startswith("Ctrl-C stops everything"):
+                break
+        output = "\n".join(lines)
+        assert "Ctrl-C stops everything" in output, output
+        for name in ("Demo API", "Prometheus", "Alertmanager", "SMTP catcher", "Slack stand-in"):
+            assert f"  {name}" in output
+        assert "Grafana needs Docker" in output
+        urls = {
+            line.split()[0] + line.split()[1]: line.split()[-1]
+            for line in lines
+            if line.startswith("  Prometheus") or line.startswith("  Alertmanager")
+        }
+        for url in urls.values():
+            assert requests.get(f"{url}/-/ready", timeout=5).status_code == 200
+    finally:
+        process.send_signal(signal.SIGINT)
+        rest, _ = process.communicate(timeout=60)
+    assert process.returncode == 0, rest
+    assert "stopping" in rest
+    assert _processes_mentioning(str(workdir)) == []
