@@ -452,3 +452,26 @@ def test_error_ratio_reads_zero_before_the_first_error(tmp_path: Path) -> None:
             ],
         },
     )
+
+
+def test_validate_runs_promtool_and_amtool_and_names_the_broken_file(tmp_path: Path) -> None:
+    import build
+
+    require_tool("promtool")
+    require_tool("amtool")
+    cfg = config.TEST_CONFIG
+    build.write_tree(tmp_path, alerts.outputs(cfg))
+    assert alerts.validate(tmp_path, cfg) == []
+    http = tmp_path / "prometheus/rules/http.yml"
+    http.write_text(http.read_text().replace("> 0.05", "> > 0.05"))
+    am = tmp_path / "alertmanager/alertmanager.yml"
+    am.write_text(am.read_text().replace("receiver: slack\n", "receiver: nobody\n", 1))
+    problems = alerts.validate(tmp_path, cfg)
+    assert len(problems) == 2
+    assert problems[0].startswith(
+        "prometheus/rules/http.yml (alerts ApiHighErrorRate, ApiHighLatency): promtool check "
+        "rules --lint=all --lint-fatal"
+    )
+    assert "\"ApiHighErrorRate\": could not parse expression" in problems[0]
+    assert problems[1].startswith("alertmanager/alertmanager.yml: amtool check-config")
+    assert 'undefined receiver "nobody"' in problems[1]

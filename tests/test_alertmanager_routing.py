@@ -223,3 +223,67 @@ def test_grafana_watchdog_route_exists_only_with_a_heartbeat_url() -> None:
     assert points["watchdog"]["receivers"][0]["settings"]["url"] == "http://hb.local/x$$y"
     policy = grafana_file("policies.yaml", cfg)["policies"][0]
     assert grafana_receivers(policy, {"alertname": "Watchdog", "severity": "info"}) == ["watchdog"]
+
+
+# --- inhibition, in a real Alertmanager ---------------------------------------------------
+
+
+def _post_alerts(url: str, alerts_: list[dict[str, str]]) -> None:
+    import requests
+
+    body = [
+        {"labels": labels, "annotations": {"summary": "test."}, "startsAt": "2020-01-01T00:00:00Z"}
+        for labels in alerts_
+    ]
+    response = requests.post(f"{url}/api/v2/alerts", json=body, timeout=5)
+    assert response.status_code == 200, response.text
+
+
+def _inhibited(url: str) -> dict[tuple[str, str, str], bool]:
+    import requests
+
+    found = requests.get(f"{url}/api/v2/alerts", timeout=5).json()
+    return {
+        (a["labels"]["alertname"], a["labels"]["severity"], a["labels"].get("instance", "")): bool(
+            a["status"]["inhibitedBy"]
+        )
+        for a in found
+    }
+
+
+@pytest.mark.e2e
+def test_alertmanager_inhibits_symptoms_of_a_down_target_and_warnings_under_criticals(
+    tmp_path: Path,
+) -> None:
+    require_tool("prometheus-alertmanager")
+    from scripts.stack import Stack
+
+    job = "genonaut-api"
+    down = {"job": job, "instance": "10.0.0.1:8000", "pool": "default"}
+    up = {"job": job, "instance": "10.0.0.2:8000", "pool": "default"}
+    with Stack(tmp_path, components={"alertmanager", "slack", "smtp"}) as stack:
+        _post_alerts(
+            stack.alertmanager_url,
+            [
+                {"alertname": "ApiTargetDown", "severity": "critical", "job": job,
+                 "instance": down["instance"]},
+                {"alertname": "DatabasePoolNearExhaustion", "severity": "warning", **down},
+                {"alertname": "DatabasePoolNearExhaustion", "severity": "warning", **up},
+                {"alertname": "ApiHighErrorRate", "severity": "critical", "job": job},
+                {"alertname": "ApiHighErrorRate", "severity": "warning", "job": job},
+                {"alertname": "Watchdog", "severity": "info"},
+            ],
+        )  # fmt: skip
+        expected = {
+            ("ApiTargetDown", "critical", down["instance"]): False,
+            # Same job and instance as the down target: a symptom, held back.
+            ("DatabasePoolNearExhaustion", "warning", down["instance"]): True,
+            # Another instance of the job still deserves attention.
+            ("DatabasePoolNearExhaustion", "warning", up["instance"]): False,
+            ("ApiHighErrorRate", "critical", ""): False,
+            ("ApiHighErrorRate", "warning", ""): True,
+            ("Watchdog", "info", ""): False,
+        }
+        # Inhibition is computed as alerts arrive; poll until all six are listed.
+        stack.wait_for(lambda: len(_inhibited(stack.alertmanager_url)) == 6, 10, "six alerts")
+        assert _inhibited(stack.alertmanager_url) == expected
