@@ -472,6 +472,6 @@ def test_validate_runs_promtool_and_amtool_and_names_the_broken_file(tmp_path: P
         "prometheus/rules/http.yml (alerts ApiHighErrorRate, ApiHighLatency): promtool check "
         "rules --lint=all --lint-fatal"
     )
-    assert "\"ApiHighErrorRate\": could not parse expression" in problems[0]
+    assert '"ApiHighErrorRate": could not parse expression' in problems[0]
     assert problems[1].startswith("alertmanager/alertmanager.yml: amtool check-config")
     assert 'undefined receiver "nobody"' in problems[1]
