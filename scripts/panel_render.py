@@ -761,19 +761,25 @@ RENDERERS: dict[str, Callable[[Figure, PanelData, Window], Rendered]] = {
 }
 
 
-def render(data: PanelData, window: Window, path: Path) -> Rendered:
-    """Draw ``data`` into the PNG at ``path``; a failure to draw becomes a placeholder."""
+def _draw(data: PanelData, window: Window) -> tuple[Figure, Rendered]:
     fig = _figure(data.panel)
     if data.error is not None:
         _message(fig, data.panel, f"query failed\n\n{data.error}", "#C4162A", "#FDECEE")
-        rendered = Rendered("error", notes=[data.error])
-    else:
-        draw = RENDERERS.get(data.panel.type, _placeholder)
+        return fig, Rendered("error", notes=[data.error])
+    return fig, RENDERERS.get(data.panel.type, _placeholder)(fig, data, window)
+
+
+def render(data: PanelData, window: Window, path: Path) -> Rendered:
+    """Draw ``data`` into the PNG at ``path``; a failure to draw becomes an error image."""
+    # Titles, legends and queries are plain text: a "$" in them is not TeX.
+    with matplotlib.rc_context({"text.parse_math": False}):
         try:
-            rendered = draw(fig, data, window)
+            fig, rendered = _draw(data, window)
+            # Text is laid out while saving, so saving can fail too.
+            fig.savefig(path, format="png", dpi=DPI, metadata={"Software": None})
         except Exception as exc:  # a preview shows every panel, even one it cannot draw
             fig = _figure(data.panel)
             _message(fig, data.panel, f"could not draw this panel: {exc!r}", "#C4162A", "#FDECEE")
             rendered = Rendered("error", notes=[f"could not draw: {exc!r}"])
-    fig.savefig(path, format="png", dpi=DPI, metadata={"Software": None})
+            fig.savefig(path, format="png", dpi=DPI, metadata={"Software": None})
     return rendered

@@ -6,10 +6,13 @@ with live_stack(tmp_path) as (stack, target):
 
 from __future__ import annotations
 
+import json
+import math
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +92,33 @@ def live_stack(workdir: Path) -> Iterator[tuple[Stack, LiveTarget]]:
     stack = Stack(workdir, profile=config.TEST_CONFIG, components={"prometheus"})
     with LiveTarget(stack.ports.api) as target, stack:
         yield stack, target
+
+
+@dataclass(frozen=True)
+class Live:
+    """A Prometheus with known data and a past window in which every step has samples."""
+
+    url: str
+    # A folder holding the sample dashboard (sample_dashboard()).
+    dashboards: Path
+    # The project's own dashboards, built by the stack for its ports.
+    project_dashboards: Path
+    start: int
+    end: int
+
+
+@contextmanager
+def live_window(workdir: Path, samples: int = 12) -> Iterator[Live]:
+    """Start the stack and target, wait for ``samples`` scrapes, yield the window they cover."""
+    boards = workdir / "dashboards"
+    boards.mkdir(parents=True)
+    (boards / f"{UID}.json").write_text(json.dumps(sample_dashboard()))
+    with live_stack(workdir / "stack") as (stack, _target):
+        first = wait_for_samples(stack.prometheus_url, "database_connection_pool_size", samples)
+        # A window in the past, after the first sample: its data no longer changes.
+        end = math.floor(time.time()) - 1
+        project = stack.out / "grafana" / "dashboards"
+        yield Live(stack.prometheus_url, boards, project, math.ceil(first) + 1, end)
 
 
 def query(url: str, expr: str) -> list[dict[str, Any]]:

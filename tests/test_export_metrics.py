@@ -5,13 +5,10 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import re
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -26,9 +23,9 @@ from tests.live_prometheus import (
     POOL_SIZE,
     RATE,
     ROUTES,
-    live_stack,
+    Live,
+    live_window,
     sample_dashboard,
-    wait_for_samples,
 )
 
 # --- durations, times, windows -------------------------------------------------------
@@ -280,27 +277,10 @@ def test_unreadable_dashboards_are_named(tmp_path: Path) -> None:
 # --- against a real Prometheus ------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Live:
-    """A Prometheus with known data, a dashboard folder, and a past window full of samples."""
-
-    url: str
-    dashboards: Path
-    start: int
-    end: int
-
-
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
-    work = tmp_path_factory.mktemp("export")
-    boards = work / "dashboards"
-    boards.mkdir()
-    (boards / "sample-board.json").write_text(json.dumps(sample_dashboard()))
-    with live_stack(work / "stack") as (stack, _target):
-        first = wait_for_samples(stack.prometheus_url, "database_connection_pool_size", 12)
-        # A window in the past, after the first sample: its data no longer changes.
-        end = math.floor(time.time()) - 1
-        yield Live(stack.prometheus_url, boards, math.ceil(first) + 1, end)
+    with live_window(tmp_path_factory.mktemp("export")) as window:
+        yield window
 
 
 def export(*args: str | Path, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
@@ -474,3 +454,23 @@ def test_help_and_bad_arguments(tmp_path: Path) -> None:
     missing = export("--dashboards", tmp_path / "none", "--prometheus", "http://127.0.0.1:1")
     assert missing.returncode == 1
     assert "no such file or folder; run `python build.py`" in missing.stderr
+
+
+@pytest.mark.e2e
+def test_the_project_dashboards_export_with_their_variables_resolved(
+    live: Live, tmp_path: Path
+) -> None:
+    out = tmp_path / "project.json"
+    result = export(*window_args(live), "--dashboards", live.project_dashboards, "--json", out)
+    assert result.returncode == 0, result.stderr
+    queries = json.loads(out.read_text())["queries"]
+    boards = gj.load_dashboards([live.project_dashboards])
+    assert len(queries) == sum(len(p.targets) for b in boards for p in b.panels)
+    assert all("$" not in q["expr"] for q in queries)
+    # Any panel that counts requests by route shows the routes the target exposed.
+    rate = next(
+        q for q in queries if q["expr"].startswith("sum by (route) (rate(http_requests_total{")
+    )
+    assert f'job="{JOB}"' in rate["expr"]
+    assert 'route=~"(/api/v1/content|/health)"' in rate["expr"]
+    assert sorted(s["legend"] for s in rate["series"]) == ["/api/v1/content", "/health"]
