@@ -56,7 +56,6 @@ class Recorder:
         self.metrics = metrics
         self.pagination = pagination
         self.log_requests = log_requests
-        self._pagination_names = pagination.names()
         self._requests = metrics[catalogue.HTTP_REQUESTS]
         self._duration = metrics[catalogue.HTTP_REQUEST_DURATION]
         self._in_progress = metrics[catalogue.HTTP_REQUESTS_IN_PROGRESS]
@@ -113,7 +112,7 @@ class Recorder:
 
     def detect_page(self, scope: MutableMapping[str, Any]) -> Page | None:
         """Pagination requested by the query string, or None."""
-        return detect(scope.get("query_string", b""), self.pagination, self._pagination_names)
+        return detect(scope.get("query_string", b""), self.pagination)
 
     def observe_query(self, route: str, page: Page, seconds: float) -> None:
         """Record one timed page query (from pagination_query)."""

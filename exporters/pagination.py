@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, TypeVar, cast
-from urllib.parse import parse_qsl
+from urllib.parse import unquote_plus
 
 from exporters import catalogue
 from exporters.catalogue import NO_OFFSET, PAGINATION_MODES, offset_range, page_size_class
@@ -52,6 +52,12 @@ class PaginationParams:
     cursor_size: tuple[str, ...] = ("limit", "page_size")
     default_page_size: int | None = None
 
+    @functools.cached_property
+    def wanted(self) -> frozenset[str]:
+        """Every parameter name."""
+        return frozenset(name.decode() for name in self.names)
+
+    @functools.cached_property
     def names(self) -> tuple[bytes, ...]:
         """Every parameter name, as bytes, for the cheap pre-check on the raw query string."""
         names: set[str] = set(self.cursor_size) if self.cursor else set()
@@ -134,12 +140,26 @@ def _number(values: Mapping[str, str], name: str, minimum: int, default: int | N
     return number
 
 
-def detect(query_string: bytes, params: PaginationParams, names: tuple[bytes, ...]) -> Page | None:
+def _values(query: str, wanted: frozenset[str]) -> dict[str, str]:
+    """The wanted parameters of a query string; the last value wins, as in FastAPI.
+
+    Cheaper than ``parse_qsl``: other parameters are skipped without decoding them.
+    """
+    values: dict[str, str] = {}
+    for part in query.split("&"):
+        name, _, value = part.partition("=")
+        if "%" in name or "+" in name:
+            name = unquote_plus(name)
+        if name in wanted:
+            values[name] = unquote_plus(value) if "%" in value or "+" in value else value
+    return values
+
+
+def detect(query_string: bytes, params: PaginationParams) -> Page | None:
     """The pagination a raw query string asks for, or None (not paginated or invalid)."""
-    if not query_string or not any(name in query_string for name in names):
+    if not query_string or not any(name in query_string for name in params.names):
         return None
-    # Last value wins, as in FastAPI's scalar query parameters.
-    values = dict(parse_qsl(query_string.decode("latin-1"), keep_blank_values=True))
+    values = _values(query_string.decode("latin-1"), params.wanted)
     try:
         if params.cursor and values.get(params.cursor):
             size = params.default_page_size
@@ -302,20 +322,29 @@ def record_request(
 ) -> None:
     """Record the pagination metrics of one finished, complete, paginated request."""
     mode, size_class, folded = page.labels()
-
-    def child(spec: catalogue.MetricSpec, *labels: str) -> Any:
-        key = (spec.name, *labels)
-        found = children.get(key)
-        if found is None:
-            found = children[key] = metrics[spec].labels(*labels)
-        return found
-
-    child(catalogue.PAGINATION_REQUEST_DURATION, route, mode, size_class, folded).observe(duration)
+    key = (route, mode, size_class, folded)
+    found = children.get(key)
+    if found is None:
+        # One lookup per request for every child this label set needs. Offset, page
+        # number and items children are made on first use: a cursor route has no offsets.
+        found = children[key] = [
+            metrics[catalogue.PAGINATION_REQUEST_DURATION].labels(*key),
+            metrics[catalogue.PAGINATION_PAGE_SIZE].labels(route, mode),
+            None,
+            None,
+            None,
+        ]
+    found[0].observe(duration)
     assert page.page_size is not None
-    child(catalogue.PAGINATION_PAGE_SIZE, route, mode).observe(page.page_size)
+    found[1].observe(page.page_size)
     if mode == "offset" and page.offset is not None:
-        child(catalogue.PAGINATION_OFFSET, route).observe(page.offset)
+        if found[2] is None:
+            found[2] = metrics[catalogue.PAGINATION_OFFSET].labels(route)
+            found[3] = metrics[catalogue.PAGINATION_PAGE_NUMBER].labels(route)
+        found[2].observe(page.offset)
         if page.page is not None:
-            child(catalogue.PAGINATION_PAGE_NUMBER, route).observe(page.page)
+            found[3].observe(page.page)
     if items is not None:
-        child(catalogue.PAGINATION_ITEMS_RETURNED, route, mode).observe(items)
+        if found[4] is None:
+            found[4] = metrics[catalogue.PAGINATION_ITEMS_RETURNED].labels(route, mode)
+        found[4].observe(items)

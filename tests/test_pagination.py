@@ -16,7 +16,7 @@ DEFAULTS = PaginationParams()
 
 
 def parse(query: str, params: PaginationParams = DEFAULTS) -> tuple[Any, ...] | None:
-    page = detect(query.encode(), params, params.names())
+    page = detect(query.encode(), params)
     return None if page is None else (page.mode, page.page_size, page.offset, page.page)
 
 
@@ -37,6 +37,9 @@ def parse(query: str, params: PaginationParams = DEFAULTS) -> tuple[Any, ...] | 
         ("page=2", ("offset", None, None, 2)),  # size unknown: incomplete
         ("cursor=abc", ("cursor", None, None, None)),
         ("cursor=&limit=5", ("offset", 5, 0, 1)),  # an empty cursor is the first page
+        ("pa%67e=2&page%5Fsize=10", ("offset", 10, 10, 2)),  # encoded names
+        ("cursor=a%2Bb+c&limit=3", ("cursor", 3, None, None)),
+        ("q=a%26b&page=2&page_size=5&q2", ("offset", 5, 5, 2)),
     ],
 )
 def test_every_parameter_style_is_detected(query: str, expected: tuple[Any, ...]) -> None:
