@@ -39,6 +39,7 @@ from scripts.promapi import (
     QueryFailed,
     Series,
     Window,
+    join_time_options,
     parse_duration,
     rfc3339,
 )
@@ -246,7 +247,7 @@ def scrape_interval_of(prom: Prometheus, option: str | None) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(join_time_options(sys.argv[1:] if argv is None else argv))
     if not args.csv and not args.json:
         args.csv = "-"
     if args.csv == "-" and args.json == "-":

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import textwrap
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -661,12 +661,45 @@ def _table(fig: Figure, data: PanelData, window: Window) -> Rendered:
     return rendered
 
 
-def _bucket_bound(labels: dict[str, str]) -> float:
-    return (
-        float(labels["le"])
-        if labels.get("le", "").replace("+", "") not in ("", "Inf")
-        else math.inf
-    )
+def _bucket_bound(labels: Mapping[str, str]) -> float:
+    # float() reads Prometheus' "+Inf" too.
+    return float(labels["le"])
+
+
+def deaccumulate(lines: Sequence[Line]) -> list[Line]:
+    """Histogram buckets sorted by ``le``, each holding only its own share, as Grafana does.
+
+    Prometheus buckets are cumulative (``le="0.5"`` counts everything up to
+    0.5 s); a target with ``format: heatmap`` is shown bucket by bucket.
+    Series that differ in labels other than ``le`` are treated separately.
+    """
+    groups: dict[tuple[tuple[str, str], ...], list[Line]] = {}
+    for line in lines:
+        rest = tuple(sorted((k, v) for k, v in line.series.labels.items() if k != "le"))
+        groups.setdefault(rest, []).append(line)
+    result = []
+    for group in groups.values():
+        previous: dict[float, float] = {}
+        for line in sorted(group, key=lambda item: _bucket_bound(item.series.labels)):
+            own = [(t, v - previous.get(t, 0.0)) for t, v in line.series.values]
+            previous = dict(line.series.values)
+            result.append(Line(line.target, Series(line.series.labels, own), line.legend))
+    return result
+
+
+def prepare(data: PanelData) -> tuple[PanelData, list[str]]:
+    """Apply what Grafana does to query results before drawing: de-accumulate heatmap targets."""
+    lines: list[Line] = []
+    notes: list[str] = []
+    refs = list(dict.fromkeys(line.target.ref_id for line in data.lines))
+    for ref in refs:
+        group = [line for line in data.lines if line.target.ref_id == ref]
+        as_histogram = group[0].target.format == "heatmap" or data.panel.type == "heatmap"
+        if as_histogram and all("le" in line.series.labels for line in group):
+            group = deaccumulate(group)
+            notes.append("bucket rates, de-accumulated from cumulative le buckets")
+        lines.extend(group)
+    return PanelData(data.panel, tuple(lines), data.error), list(dict.fromkeys(notes))
 
 
 def _heatmap(fig: Figure, data: PanelData, window: Window) -> Rendered:
@@ -688,21 +721,11 @@ def _heatmap(fig: Figure, data: PanelData, window: Window) -> Rendered:
         for t, v in line.series.values:
             if math.isfinite(v):
                 row[index[t]] += v
-    keys = sorted(rows, key=lambda k: (k,)) if bucketed else list(rows)
+    # Buckets were de-accumulated by prepare(); here they only need their order.
+    keys = sorted(rows) if bucketed else list(rows)
     matrix = [rows[k] for k in keys]
     if bucketed:
-        # Prometheus buckets are cumulative; each cell shows its own bucket's rate.
-        matrix = [
-            [
-                cur - prev
-                for cur, prev in zip(
-                    row, ([0.0] * len(stamps)) if i == 0 else matrix[i - 1], strict=True
-                )
-            ]
-            for i, row in enumerate(matrix)
-        ]
         labels = [format_unit(k, panel.unit) if math.isfinite(k) else "+Inf" for k in keys]
-        rendered.notes.append("bucket rates, de-accumulated from cumulative le buckets")
     else:
         labels = [str(k) for k in keys]
     scheme = (
@@ -766,7 +789,10 @@ def _draw(data: PanelData, window: Window) -> tuple[Figure, Rendered]:
     if data.error is not None:
         _message(fig, data.panel, f"query failed\n\n{data.error}", "#C4162A", "#FDECEE")
         return fig, Rendered("error", notes=[data.error])
-    return fig, RENDERERS.get(data.panel.type, _placeholder)(fig, data, window)
+    prepared, notes = prepare(data)
+    rendered = RENDERERS.get(data.panel.type, _placeholder)(fig, prepared, window)
+    rendered.notes[:0] = notes
+    return fig, rendered
 
 
 def render(data: PanelData, window: Window, path: Path) -> Rendered:

@@ -39,6 +39,7 @@ from scripts.promapi import (
     PrometheusUnreachable,
     QueryFailed,
     Window,
+    join_time_options,
     parse_duration,
     rfc3339,
 )
@@ -287,7 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(join_time_options(sys.argv[1:] if argv is None else argv))
     say = (lambda _m: None) if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
     try:
         window = Window.parse(args.start, args.end, args.step)

@@ -109,6 +109,26 @@ def parse_time(text: str, now: float) -> float:
     return moment.timestamp()
 
 
+TIME_OPTIONS = ("--start", "--end")
+
+
+def join_time_options(argv: list[str]) -> list[str]:
+    """Write ``--start -1h`` as ``--start=-1h``: argparse takes ``-1h`` for an option."""
+    joined: list[str] = []
+    pending = None
+    for arg in argv:
+        if pending is not None:
+            joined.append(f"{pending}={arg}")
+            pending = None
+        elif arg in TIME_OPTIONS:
+            pending = arg
+        else:
+            joined.append(arg)
+    if pending is not None:
+        joined.append(pending)  # argparse reports the missing value
+    return joined
+
+
 def rfc3339(timestamp: float) -> str:
     """``timestamp`` as an RFC3339 UTC string (to the millisecond when not whole)."""
     moment = datetime.fromtimestamp(timestamp, UTC)

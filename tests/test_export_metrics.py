@@ -8,13 +8,22 @@ import json
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from scripts import grafana_json as gj
-from scripts.promapi import Prometheus, Window, format_duration, parse_duration, parse_time, rfc3339
+from scripts.promapi import (
+    Prometheus,
+    Window,
+    format_duration,
+    join_time_options,
+    parse_duration,
+    parse_time,
+    rfc3339,
+)
 from tests.conftest import ROOT, free_port
 from tests.live_prometheus import (
     CHECKED_OUT,
@@ -474,3 +483,21 @@ def test_the_project_dashboards_export_with_their_variables_resolved(
     assert f'job="{JOB}"' in rate["expr"]
     assert 'route=~"(/api/v1/content|/health)"' in rate["expr"]
     assert sorted(s["legend"] for s in rate["series"]) == ["/api/v1/content", "/health"]
+
+
+def test_relative_times_may_follow_their_option_as_a_separate_word() -> None:
+    assert join_time_options(["--start", "-1h", "--end", "now", "--step", "1s"]) == [
+        "--start=-1h", "--end=now", "--step", "1s"
+    ]  # fmt: skip
+    assert join_time_options(["--query", "up", "--start"]) == ["--query", "up", "--start"]
+
+
+@pytest.mark.e2e
+def test_a_relative_window_ends_now(live: Live) -> None:
+    result = export("--prometheus", live.url, "--start", "-5s", "--step", "1s",
+                    "--query", "database_connection_pool_size", "--json", "-")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    values = json.loads(result.stdout)["queries"][0]["series"][0]["values"]
+    assert len(values) == 6
+    assert {v for _, v in values} == {POOL_SIZE}
+    assert values[-1][0] == pytest.approx(time.time(), abs=3)

@@ -121,6 +121,31 @@ def test_table_rows_merge_the_queries_by_labels() -> None:
     assert cells == [["route", "Value #A", "Value #B"], ["/a", "4", "9"], ["/b", "2", ""]]
 
 
+def test_histogram_buckets_are_sorted_and_de_accumulated_per_label_set() -> None:
+    target = gj.Target("A", "x", format="heatmap")
+    cumulative: list[tuple[dict[str, str], list[tuple[float, float]]]] = [
+        ({"le": "+Inf", "route": "/a"}, [(1, 10.0), (2, 12.0)]),
+        ({"le": "0.5", "route": "/a"}, [(1, 7.0), (2, 7.0)]),
+        ({"le": "0.1", "route": "/a"}, [(1, 2.0), (2, 3.0)]),
+        ({"le": "0.1", "route": "/b"}, [(1, 5.0)]),
+    ]
+    lines = tuple(pr.Line(target, Series(labels, values), "") for labels, values in cumulative)
+    prepared, notes = pr.prepare(pr.PanelData(_panel("bargauge"), lines))
+    assert [
+        (s.series.labels["route"], s.series.labels["le"], s.series.values) for s in prepared.lines
+    ] == [
+        ("/a", "0.1", [(1, 2.0), (2, 3.0)]),
+        ("/a", "0.5", [(1, 5.0), (2, 4.0)]),
+        ("/a", "+Inf", [(1, 3.0), (2, 5.0)]),
+        ("/b", "0.1", [(1, 5.0)]),
+    ]
+    assert notes == ["bucket rates, de-accumulated from cumulative le buckets"]
+    # A plain time series target keeps its cumulative buckets, as Grafana shows them.
+    plain = pr.Line(gj.Target("A", "x"), Series({"le": "1"}, [(1, 4.0)]), "")
+    kept, no_notes = pr.prepare(pr.PanelData(_panel("timeseries"), (plain,)))
+    assert (kept.lines, no_notes) == ((plain,), [])
+
+
 def test_image_names_come_from_uid_and_panel_id() -> None:
     assert image_name("genonaut-main", 7) == "genonaut-main-panel-7.png"
     assert image_name("we/ird uid", 2) == "we_ird_uid-panel-2.png"
