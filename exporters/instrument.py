@@ -12,12 +12,10 @@ import atexit
 import os
 import threading
 import weakref
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any, cast
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
-from prometheus_client import REGISTRY, CollectorRegistry, ProcessCollector, generate_latest
-from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
-from prometheus_client.metrics_core import Metric
+from prometheus_client import REGISTRY, CollectorRegistry, ProcessCollector
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from starlette.requests import Request
 from starlette.responses import Response
@@ -25,6 +23,7 @@ from starlette.responses import Response
 import config
 from exporters import catalogue
 from exporters.cache import CacheRecorder, CacheRecorders, frontend_endpoint
+from exporters.exposition import CONTENT_TYPE, TextExposition
 from exporters.middleware import MetricsMiddleware
 from exporters.pagination import PaginationParams
 
@@ -69,40 +68,10 @@ class Instrumentation:
         return self._caches.get(name)
 
 
-class WithoutCreated:
-    """A view of a registry without the ``*_created`` samples.
-
-    prometheus_client adds a ``_created`` series next to every counter and
-    histogram child: it doubles the counter series, and nothing here reads it
-    (Prometheus detects resets without it). Its only switch,
-    ``disable_created_metrics()``, is process-global and would change every
-    other exposition in the process; filtering at this one endpoint does not.
-    """
-
-    def __init__(self, source: Any) -> None:
-        self._source = source
-
-    def collect(self) -> Iterator[Metric]:
-        """The source's metrics, minus the created timestamps of counters and histograms."""
-        for metric in self._source.collect():
-            if metric.type in ("counter", "histogram", "summary", "gaugehistogram"):
-                created = metric.name + "_created"
-                kept = [s for s in metric.samples if s.name != created]
-                if len(kept) != len(metric.samples):
-                    # A copy: a custom collector may hand out the same Metric every scrape.
-                    metric = _copy(metric, kept)
-            yield metric
-
-
-def _copy(metric: Metric, samples: list[Any]) -> Metric:
-    copy = Metric(metric.name, metric.documentation, metric.type, metric.unit)
-    copy.samples = samples
-    return copy
-
-
 def metrics_endpoint(registry: CollectorRegistry) -> Callable[[Request], Response]:
     """``GET /metrics``: the registry, or every worker's values in multiprocess mode."""
     multiproc_dir = os.environ.get(MULTIPROC_ENV)
+    exposition = TextExposition()
 
     # A sync endpoint: Starlette runs it in the threadpool, so a large scrape does
     # not stall the event loop serving API requests.
@@ -112,8 +81,7 @@ def metrics_endpoint(registry: CollectorRegistry) -> Callable[[Request], Respons
             # Each worker writes its values to files in the directory; read them all.
             source = CollectorRegistry()
             MultiProcessCollector(source, path=multiproc_dir)
-        body = generate_latest(cast(Any, WithoutCreated(source)))
-        return Response(body, media_type=CONTENT_TYPE_PLAIN_0_0_4)
+        return Response(exposition.render(source), media_type=CONTENT_TYPE)
 
     return metrics
 

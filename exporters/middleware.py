@@ -9,6 +9,7 @@ already matched (``scope["route"]``), never a re-match of the path.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import re
@@ -37,14 +38,34 @@ REQUEST_ID_HEADER = b"x-request-id"
 _SAFE_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:-]{1,128}")
 
 
+class _RequestIds:
+    """Unique request ids: a random per-process prefix and a counter (cheaper than uuid4)."""
+
+    def __init__(self) -> None:
+        self.reset()
+        # A forked worker must not repeat its parent's ids.
+        os.register_at_fork(after_in_child=self.reset)
+
+    def reset(self) -> None:
+        self.prefix = os.urandom(8).hex()
+        # next() on itertools.count is atomic under the GIL: safe from any thread.
+        self.counter = itertools.count(1)
+
+    def next(self) -> str:
+        return f"{self.prefix}{next(self.counter):016x}"
+
+
+_ids = _RequestIds()
+
+
 def request_id(headers: Iterable[tuple[bytes, bytes]]) -> str:
-    """The request's X-Request-ID when it is safe to echo, else a new random one."""
+    """The request's X-Request-ID when it is safe to echo, else a new unique one."""
     for name, value in headers:
         if name == REQUEST_ID_HEADER:
             if _SAFE_REQUEST_ID.fullmatch(value):
                 return value.decode("ascii")
             break
-    return os.urandom(16).hex()
+    return _ids.next()
 
 
 class Recorder:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -58,8 +59,13 @@ class PaginationParams:
         return frozenset(name.decode() for name in self.names)
 
     @functools.cached_property
+    def mentioned(self) -> Callable[[bytes], re.Match[bytes] | None]:
+        """Cheap pre-check on the raw query string: does it mention any parameter name?"""
+        return re.compile(b"|".join(re.escape(name) for name in self.names)).search
+
+    @functools.cached_property
     def names(self) -> tuple[bytes, ...]:
-        """Every parameter name, as bytes, for the cheap pre-check on the raw query string."""
+        """Every parameter name, as bytes."""
         names: set[str] = set(self.cursor_size) if self.cursor else set()
         if self.cursor:
             names.add(self.cursor)
@@ -157,7 +163,7 @@ def _values(query: str, wanted: frozenset[str]) -> dict[str, str]:
 
 def detect(query_string: bytes, params: PaginationParams) -> Page | None:
     """The pagination a raw query string asks for, or None (not paginated or invalid)."""
-    if not query_string or not any(name in query_string for name in params.names):
+    if not query_string or params.mentioned(query_string) is None:
         return None
     values = _values(query_string.decode("latin-1"), params.wanted)
     try:

@@ -4,13 +4,32 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
+from collections.abc import Iterator
+from typing import Any, cast
 
 import httpx
+import pytest
 from fastapi import FastAPI, HTTPException
-from prometheus_client import CollectorRegistry
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Enum,
+    Gauge,
+    Histogram,
+    Info,
+    Summary,
+    generate_latest,
+)
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeHistogramMetricFamily,
+    GaugeMetricFamily,
+)
+from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporters import catalogue, instrument, pagination_query
+from exporters.exposition import TextExposition
 from tests.conftest import require_tool
 
 
@@ -138,3 +157,74 @@ def test_exposition_holds_exactly_the_catalogue(registry: CollectorRegistry) -> 
         samples[("frontend_prefetch_total", (("cache", "thumbnails"), ("outcome", "wasted")))] == 2
     )
     assert samples[("cache_requests_total", (("cache", "content-pages"), ("result", "hit")))] == 5
+
+
+class WithoutCreated:
+    """Reference: the registry's families minus *_created samples, for generate_latest."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+
+    def collect(self) -> Iterator[Metric]:
+        for metric in self.registry.collect():
+            copy = Metric(metric.name, metric.documentation, metric.type, metric.unit)
+            copy.samples = [s for s in metric.samples if s.name != metric.name + "_created"]
+            yield copy
+
+
+class Custom:
+    """A collector with the OpenMetrics-only types and timestamps."""
+
+    def collect(self) -> Iterator[Metric]:
+        family = GaugeHistogramMetricFamily("queue_wait", "Wait.\nTwo lines \\ back", labels=["q"])
+        family.add_metric(["a"], [("1.0", 4), ("+Inf", 6)], gsum_value=3.5)
+        yield family
+        gauge = GaugeMetricFamily("temperature_celsius", "Temp.", labels=["room"])
+        gauge.add_metric(["lab"], 21.5, timestamp=1700000000.25)
+        yield gauge
+        yield CounterMetricFamily("jobs", "Jobs.", value=1e21)
+
+
+def varied_registry() -> CollectorRegistry:
+    registry = CollectorRegistry()
+    counter = Counter("events", "Events.", ["kind"], registry=registry)
+    counter.labels('quote " back \\ newline \n ünï').inc(3)
+    counter.labels("plain").inc()
+    Histogram("latency_seconds", "Latency.", ["route"], registry=registry).labels("/a/{b}").observe(
+        0.3
+    )
+    Summary("size_bytes", "Size.", registry=registry).observe(512)
+    Gauge("in_flight", "In flight.", registry=registry).set(-2)
+    Gauge("ratio", "Ratio.", registry=registry).set(float("nan"))
+    Info("build", "Build.", registry=registry).info({"version": "1.2.3"})
+    Enum("state", "State.", states=["up", "down"], registry=registry).state("down")
+    Counter("empty", "Never incremented, labelled.", ["x"], registry=registry)
+    registry.register(Custom())
+    return registry
+
+
+def test_exposition_is_generate_latest_without_created() -> None:
+    registry = varied_registry()
+    exposition = TextExposition()
+    expected = generate_latest(cast(Any, WithoutCreated(registry)))
+    assert exposition.render(registry) == expected
+    assert b"_created" not in expected
+    # Second scrape from the cache, after values changed: still identical.
+    events = cast(Any, registry._names_to_collectors["events_total"])
+    events.labels("plain").inc(41)
+    again = exposition.render(registry)
+    assert again == generate_latest(cast(Any, WithoutCreated(registry)))
+    assert b'events_total{kind="plain"} 42.0\n' in again
+    assert b"queue_wait_gsum" in again and b" 1700000000250\n" in again
+
+
+def test_exposition_forgets_its_cache_past_the_cap(monkeypatch: pytest.MonkeyPatch) -> None:
+    registry = varied_registry()
+    exposition = TextExposition()
+    monkeypatch.setattr(TextExposition, "MAX_CACHED", 3)
+    first = exposition.render(registry)
+    assert len(exposition._prefixes) > 3
+    assert exposition.render(registry) == first
+    assert len(exposition._prefixes) == len(
+        {line for line in first.splitlines() if not line.startswith(b"#")}
+    )
