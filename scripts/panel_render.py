@@ -4,7 +4,8 @@
 
 Timeseries are lines (threshold lines when the panel shows them), stat and
 gauge a big number in its threshold colour, bar gauge bars, heatmap an image
-of bucket rates, table a table. Other types get a labelled placeholder.
+of bucket rates, table a table, pie chart a pie. Other types get a labelled
+placeholder.
 """
 
 from __future__ import annotations
@@ -89,7 +90,17 @@ UNIT_NAMES = {
     "short": "short",
 }
 # Panel types drawn here; anything else is a placeholder.
-DRAWN = ("timeseries", "graph", "stat", "singlestat", "gauge", "bargauge", "table", "heatmap")
+DRAWN = (
+    "timeseries",
+    "graph",
+    "stat",
+    "singlestat",
+    "gauge",
+    "bargauge",
+    "table",
+    "heatmap",
+    "piechart",
+)
 
 
 # --- units and colours --------------------------------------------------------
@@ -613,6 +624,42 @@ def _bargauge(fig: Figure, data: PanelData, window: Window) -> Rendered:
     return rendered
 
 
+def _piechart(fig: Figure, data: PanelData, window: Window) -> Rendered:
+    panel = data.panel
+    name, _ = reducer(panel)
+    rendered = Rendered("piechart", notes=[f"value: {name}"])
+    ax = fig.add_axes((0.02, 0.04, 0.5, _top(panel) - 0.08))
+    ax.set_aspect("equal")
+    ax.set_axis_off()
+    values = [(label, v) for label, v in _reduced(data) if v is not None and math.isfinite(v)]
+    total = sum(v for _, v in values if v > 0)
+    if total <= 0:
+        _no_data(ax)
+        return rendered
+    options = panel.raw.get("options") if isinstance(panel.raw.get("options"), dict) else {}
+    donut = (options or {}).get("pieType") == "donut"
+    shown = [(label, v) for label, v in values if v > 0]
+    ax.pie(
+        [v for _, v in shown],
+        colors=[PALETTE[i % len(PALETTE)] for i in range(len(shown))],
+        wedgeprops={"width": 0.45} if donut else None,
+        startangle=90,
+        counterclock=False,
+    )
+    legend = fig.add_axes((0.54, 0.04, 0.44, _top(panel) - 0.08))
+    legend.set_axis_off()
+    for index, (label, v) in enumerate(shown[:12]):
+        y = 0.95 - index * 0.1
+        legend.add_patch(
+            matplotlib.patches.Rectangle(
+                (0, y - 0.03), 0.05, 0.06, color=PALETTE[index % len(PALETTE)]
+            )
+        )
+        text = f"{label or '(no labels)'}  {format_unit(v, panel.unit)}  {100 * v / total:.1f}%"
+        legend.text(0.08, y, text, fontsize=7, va="center")
+    return rendered
+
+
 def table_cells(data: PanelData) -> list[list[str]]:
     """Rows of a table panel: one per label set, a value column per query (last value)."""
     panel = data.panel
@@ -781,6 +828,7 @@ RENDERERS: dict[str, Callable[[Figure, PanelData, Window], Rendered]] = {
     "bargauge": _bargauge,
     "table": _table,
     "heatmap": _heatmap,
+    "piechart": _piechart,
 }
 
 

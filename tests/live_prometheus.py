@@ -231,7 +231,7 @@ def sample_dashboard(uid: str = UID, extra_panels: tuple[dict[str, Any], ...] = 
         _panel(8, "row", "Notes", (0, 15, 24, 1)),
         _panel(NOTE, "text", "About", (0, 16, 12, 4), options={"content": "Sample *notes*."}),
         _panel(
-            PIE, "piechart", "Share by route", (12, 16, 12, 4),
+            PIE, "geomap", "Share by route", (12, 16, 12, 4),
             targets=[_target("sum by (route) (rate(http_requests_total[1m]))")],
         ),
         *extra_panels,

@@ -146,6 +146,22 @@ def test_histogram_buckets_are_sorted_and_de_accumulated_per_label_set() -> None
     assert (kept.lines, no_notes) == ((plain,), [])
 
 
+def test_pie_charts_share_out_the_reduced_values(tmp_path: Path) -> None:
+    target = gj.Target("A", "x")
+    lines = (
+        pr.Line(target, Series({"mode": "offset"}, [(1, 1.0), (2, 3.0)]), "offset"),
+        pr.Line(target, Series({"mode": "cursor"}, [(1, 1.0), (2, 1.0)]), "cursor"),
+    )
+    panel = gj.Panel(
+        1, "Modes", "piechart", gj.Grid(0, 0, 8, 8), raw={"options": {"pieType": "pie"}}
+    )
+    rendered = pr.render(pr.PanelData(panel, lines), Window(0, 60, 1), tmp_path / "pie.png")
+    assert rendered.kind == "piechart"
+    first, second = (share_of_colour(tmp_path / "pie.png", c, 0.01) for c in pr.PALETTE[:2])
+    # Last values 3 and 1: the first slice is three times the second (legend swatches aside).
+    assert first / second == pytest.approx(3, rel=0.15)
+
+
 def test_image_names_come_from_uid_and_panel_id() -> None:
     assert image_name("genonaut-main", 7) == "genonaut-main-panel-7.png"
     assert image_name("we/ird uid", 2) == "we_ird_uid-panel-2.png"
@@ -258,7 +274,7 @@ def test_the_page_shows_every_panel_in_grid_order_with_titles_units_and_threshol
         "<h4>Latency distribution</h4>",
         "unit: seconds (s)",
         "bucket rates, de-accumulated from cumulative le buckets",
-        "type &#x27;piechart&#x27; is shown as a placeholder",
+        "type &#x27;geomap&#x27; is shown as a placeholder",
         "9 panels · rendered in",
     ):
         assert text in page, text
