@@ -184,7 +184,7 @@ def test_unknown_and_undrawable_panels_become_labelled_images(tmp_path: Path) ->
 
 def test_dollar_signs_in_titles_and_queries_are_drawn_as_text(tmp_path: Path) -> None:
     panel = gj.Panel(
-        1, "Cost in $ per $job", "piechart", gj.Grid(0, 0, 8, 6),
+        1, "Cost in $ per $job", "geomap", gj.Grid(0, 0, 8, 6),
         targets=(gj.Target("A", 'sum(x{job="$job"}[$__rate_interval])'),),
     )  # fmt: skip
     rendered = pr.render(pr.PanelData(panel), Window(0, 60, 1), tmp_path / "d.png")
