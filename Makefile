@@ -54,6 +54,18 @@ bench: $(STAMP) ## Measure middleware overhead and scrape cost against the peers
 up: $(STAMP) ## Run API, Prometheus, Alertmanager, SMTP catcher, Slack stand-in locally (no Docker)
 	$(BIN)/python -m scripts.stack $(UP_ARGS)
 
+.PHONY: preview
+preview: $(STAMP) ## Draw every dashboard panel from the running Prometheus into out-preview/
+	$(BIN)/python -m scripts.preview $(PREVIEW_ARGS)
+
+.PHONY: export
+export: $(STAMP) ## Export the last hour of every dashboard panel's series to CSV and JSON
+	$(BIN)/python -m scripts.export_metrics --start -1h --csv metrics.csv --json metrics.json
+
+.PHONY: e2e
+e2e: $(STAMP) ## Only the end-to-end tests (real Prometheus, Alertmanager, SMTP, demo API)
+	$(BIN)/python -m pytest -m e2e $(PYTEST_ARGS)
+
 .PHONY: load
 load: $(STAMP) ## Bounded load on the local API: make load LOAD_ARGS="--requests 50"
 	$(BIN)/python -m scripts.performance_test $(LOAD_ARGS)
@@ -64,4 +76,4 @@ logs-report: $(STAMP) ## Report on the local stack's API log (.run/logs/api.log)
 
 .PHONY: clean
 clean: ## Remove generated output and caches (keeps .venv)
-	rm -rf out out-compose .pytest_cache .mypy_cache .ruff_cache
+	rm -rf out out-compose out-preview .pytest_cache .mypy_cache .ruff_cache

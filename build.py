@@ -235,6 +235,11 @@ def stage(cfg: config.Config, out: Path) -> tuple[Path, Outputs]:
     outputs = render(cfg)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.staging-", dir=out.parent))
+    # mkdtemp makes a private folder; the output is read by other users too (Grafana's
+    # and Prometheus' containers mount it), so give it the usual permissions.
+    umask = os.umask(0)
+    os.umask(umask)
+    staging.chmod(0o777 & ~umask)
     try:
         write_tree(staging, outputs)
         validate(staging, cfg)

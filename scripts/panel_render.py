@@ -1,6 +1,6 @@
 """Draw one Grafana panel's data into a PNG with matplotlib, roughly as Grafana shows it.
 
-    info = render(PanelData(panel, series), window, Path("out/preview/main-panel-2.png"))
+    info = render(PanelData(panel, series), window, Path("out-preview/main-panel-2.png"))
 
 Timeseries are lines (threshold lines when the panel shows them), stat and
 gauge a big number in its threshold colour, bar gauge bars, heatmap an image

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Render every dashboard's panels from a running Prometheus into PNGs and one HTML page.
 
-    python -m scripts.preview                          # out/grafana/dashboards -> out/preview
+    python -m scripts.preview                          # out/grafana/dashboards -> out-preview
     python -m scripts.preview --start -15m --out /tmp/preview --dashboards my-board.json
 
 A dashboard change can be looked at without Grafana: open ``index.html``. Each
@@ -46,7 +46,7 @@ from scripts.promapi import (
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DASHBOARDS = ROOT / "out" / "grafana" / "dashboards"
-DEFAULT_OUT = ROOT / "out" / "preview"
+DEFAULT_OUT = ROOT / "out-preview"
 
 
 def image_name(uid: str, panel_id: int) -> str:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import stat
 import subprocess
 import sys
 from dataclasses import replace
@@ -148,6 +150,17 @@ def test_rebuilding_is_byte_identical(tmp_path: Path) -> None:
     second = build.build(CFG, tmp_path / "b")
     assert first == second
     assert build.read_tree(tmp_path / "a") == build.read_tree(tmp_path / "b") == first
+
+
+def test_output_is_readable_by_other_users_like_grafanas_container(tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        build.build(config.CONFIG, tmp_path / "out")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "out").stat().st_mode) == 0o755
+    dashboard = next((tmp_path / "out" / "grafana" / "dashboards").glob("*.json"))
+    assert stat.S_IMODE(dashboard.stat().st_mode) == 0o644
 
 
 def test_json_is_sorted_indented_and_ends_with_a_newline(out: Path) -> None:

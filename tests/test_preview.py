@@ -203,7 +203,7 @@ def test_help_runs_as_a_module_and_as_a_file() -> None:
         )
         assert shown.returncode == 0, shown.stderr
         assert "--out OUT" in shown.stdout
-        assert "out/preview" in shown.stdout
+        assert "out-preview" in shown.stdout
 
 
 # --- against a real Prometheus -------------------------------------------------------------
