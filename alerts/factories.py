@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from alerts.model import Alert, Panel, Severity
+from exporters import catalogue
 
 
 def above(
@@ -36,7 +37,7 @@ def down_alert(
     """Fire when Prometheus fails every scrape of a target of ``component``."""
     return Alert(
         name=name,
-        expr=f"up{selector} == 0",
+        expr=f"{catalogue.UP.name}{selector} == 0",
         for_=for_,
         severity="critical",
         summary=f"Prometheus cannot scrape one of the {component} targets.",
@@ -55,7 +56,7 @@ def absent_alert(
     return Alert(
         name=name,
         # up == 0 cannot fire without a target: a lost scrape job would silence every alert.
-        expr=f"absent(up{selector})",
+        expr=f"absent({catalogue.UP.name}{selector})",
         for_=for_,
         severity="critical",
         summary=f"Prometheus has no scrape target for the {component}.",

@@ -19,7 +19,8 @@ from typing import Any, TypeAlias
 import attr
 import grafanalib.core as g
 
-from exporters.catalogue import EXTERNAL, MetricSpec
+from exporters import catalogue
+from exporters.catalogue import MetricSpec
 
 # Every panel queries the dashboard's datasource variable, so one dashboard
 # serves any Prometheus the user picks; the variable itself defaults to the
@@ -40,17 +41,9 @@ Step = dict[str, Any]
 # --- PromQL -------------------------------------------------------------------
 
 
-def external(name: str) -> MetricSpec:
-    """A metric exported by someone else (process collector, Prometheus), from the catalogue."""
-    for spec in EXTERNAL:
-        if spec.name == name:
-            return spec
-    raise ValueError(f"{name!r} is not in exporters.catalogue.EXTERNAL")
-
-
-PROCESS_CPU = external("process_cpu_seconds_total")
-PROCESS_MEMORY = external("process_resident_memory_bytes")
-UP = external("up")
+PROCESS_CPU = catalogue.PROCESS_CPU
+PROCESS_MEMORY = catalogue.PROCESS_RESIDENT_MEMORY
+UP = catalogue.UP
 
 
 def series_name(spec: MetricSpec, suffix: str = "") -> str:

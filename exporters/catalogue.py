@@ -253,19 +253,23 @@ FRONTEND_PREFETCHES = MetricSpec(
 )
 
 # --- Exported by others -------------------------------------------------------
-_EXTERNAL = (
-    MetricSpec("process_cpu_seconds_total", "counter", "CPU time.", external=True),
-    MetricSpec("process_resident_memory_bytes", "gauge", "RSS.", external=True),
-    MetricSpec("process_virtual_memory_bytes", "gauge", "VMS.", external=True),
-    MetricSpec("process_open_fds", "gauge", "Open fds.", external=True),
-    MetricSpec("process_max_fds", "gauge", "Max fds.", external=True),
-    MetricSpec("process_start_time_seconds", "gauge", "Start time.", external=True),
-    MetricSpec("up", "gauge", "Target scraped successfully.", external=True),
-    MetricSpec("scrape_duration_seconds", "gauge", "Scrape duration.", external=True),
-    MetricSpec("scrape_samples_scraped", "gauge", "Samples scraped.", external=True),
-    MetricSpec(
-        "ALERTS", "gauge", "Active alerts.", ("alertname", "alertstate", "severity"), external=True
-    ),
+# prometheus_client's process collector (not in multiprocess mode).
+PROCESS_CPU = MetricSpec("process_cpu_seconds_total", "counter", "CPU time.", external=True)
+PROCESS_RESIDENT_MEMORY = MetricSpec(
+    "process_resident_memory_bytes", "gauge", "Resident memory.", external=True
+)
+PROCESS_VIRTUAL_MEMORY = MetricSpec(
+    "process_virtual_memory_bytes", "gauge", "Virtual memory.", external=True
+)
+PROCESS_OPEN_FDS = MetricSpec("process_open_fds", "gauge", "Open fds.", external=True)
+PROCESS_MAX_FDS = MetricSpec("process_max_fds", "gauge", "Max fds.", external=True)
+PROCESS_START_TIME = MetricSpec("process_start_time_seconds", "gauge", "Start.", external=True)
+# Prometheus itself, per target and for alerts.
+UP = MetricSpec("up", "gauge", "Target scraped successfully.", external=True)
+SCRAPE_DURATION = MetricSpec("scrape_duration_seconds", "gauge", "Scrape time.", external=True)
+SCRAPE_SAMPLES = MetricSpec("scrape_samples_scraped", "gauge", "Samples.", external=True)
+ALERTS = MetricSpec(
+    "ALERTS", "gauge", "Active alerts.", ("alertname", "alertstate", "severity"), external=True
 )
 
 # Labels every scraped series carries, added by Prometheus.
@@ -274,7 +278,9 @@ TARGET_LABELS = frozenset({"job", "instance"})
 CATALOGUE: tuple[MetricSpec, ...] = tuple(
     spec for spec in list(globals().values()) if isinstance(spec, MetricSpec) and not spec.external
 )
-EXTERNAL: tuple[MetricSpec, ...] = _EXTERNAL
+EXTERNAL: tuple[MetricSpec, ...] = tuple(
+    spec for spec in list(globals().values()) if isinstance(spec, MetricSpec) and spec.external
+)
 
 
 def _index(specs: Iterable[MetricSpec]) -> dict[str, tuple[MetricSpec, frozenset[str]]]:
