@@ -670,18 +670,30 @@ def table_cells(data: PanelData) -> list[list[str]]:
         {k for line in data.lines for k in line.series.labels if k != "__name__" or keep_name}
     )
     value_columns = ["Value"] if len(refs) <= 1 else [f"Value #{r}" for r in refs]
-    merged: dict[tuple[str, ...], dict[str, str]] = {}
-    _name, _reduce = reducer(panel)
+    merged: dict[tuple[str, ...], dict[str, float | None]] = {}
     for line in data.lines:
         key = tuple(line.series.labels.get(c, "") for c in columns)
         value = REDUCERS["lastNotNull"]([v for _, v in line.series.values])
         column = "Value" if len(refs) <= 1 else f"Value #{line.target.ref_id}"
-        shown = "" if value is None else format_unit(value, panel.unit, _decimals(panel))
-        merged.setdefault(key, {})[column] = shown
+        merged.setdefault(key, {})[column] = value
     header = [*columns, *value_columns]
-    body = [
-        [*key, *(cells.get(c, "") for c in value_columns)] for key, cells in sorted(merged.items())
-    ]
+    rows = sorted(merged.items())
+    # Grafana's table sorts by options.sortBy (a column's display name); so does the preview.
+    for sort in reversed(panel.raw.get("options", {}).get("sortBy") or []):
+        name = sort.get("displayName")
+        if name in value_columns:
+            present = [r for r in rows if r[1].get(name) is not None]
+            absent = [r for r in rows if r[1].get(name) is None]
+            present.sort(key=lambda r: r[1][name] or 0.0, reverse=bool(sort.get("desc")))
+            rows = present + absent
+        elif name in columns:
+            index = columns.index(name)
+            rows.sort(key=lambda r: r[0][index], reverse=bool(sort.get("desc")))
+
+    def shown(value: float | None) -> str:
+        return "" if value is None else format_unit(value, panel.unit, _decimals(panel))
+
+    body = [[*key, *(shown(cells.get(c)) for c in value_columns)] for key, cells in rows]
     return [header, *body]
 
 

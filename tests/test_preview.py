@@ -121,6 +121,17 @@ def test_table_rows_merge_the_queries_by_labels() -> None:
     assert cells == [["route", "Value #A", "Value #B"], ["/a", "4", "9"], ["/b", "2", ""]]
 
 
+def test_table_rows_follow_the_panels_sort_by_option_like_grafana() -> None:
+    a = gj.Target("A", "x")
+    lines = tuple(
+        pr.Line(a, Series({"route": route}, [(1, value)]), "")
+        for route, value in (("/a", 2.0), ("/b", 30.0), ("/c", 7.0))
+    )
+    panel = _panel("table", options={"sortBy": [{"displayName": "Value", "desc": True}]})
+    cells = pr.table_cells(pr.PanelData(panel, lines))
+    assert cells == [["route", "Value"], ["/b", "30"], ["/c", "7"], ["/a", "2"]]
+
+
 def test_histogram_buckets_are_sorted_and_de_accumulated_per_label_set() -> None:
     target = gj.Target("A", "x", format="heatmap")
     cumulative: list[tuple[dict[str, str], list[tuple[float, float]]]] = [
