@@ -160,12 +160,3 @@ def fmt_ratio(value: float) -> str:
 def fmt_number(value: float) -> str:
     """A plain threshold number: ``0.1 -> "0.1"``, ``0.0 -> "0"``."""
     return f"{value:g}"
-
-
-def regex_alternation(values: list[str]) -> str:
-    """An RE2 alternation matching exactly ``values``, for a PromQL ``=~`` matcher."""
-    if not values:
-        raise ValueError("an alternation needs at least one value")
-    escaped = [re.sub(r"([\\.+*?()|\[\]{}^$])", r"\\\1", v) for v in values]
-    # Backslashes double up inside a PromQL double-quoted string.
-    return "|".join(escaped).replace("\\", "\\\\")

@@ -5,13 +5,12 @@ from __future__ import annotations
 import config
 from alerts import recording
 from alerts.factories import above
-from alerts.model import Alert, Group, Panel, fmt_seconds, regex_alternation
-from exporters import catalogue
+from alerts.model import Alert, Group, Panel, fmt_seconds
+from alerts.promql import deep_offset_matcher
 
 
 def alerts(cfg: config.Config) -> list[Alert]:
     t, d, w = cfg.thresholds, cfg.durations, cfg.intervals.rate_window
-    deep = regex_alternation(catalogue.offset_ranges_from(t.deep_offset_min))
     return [
         above(
             "PaginationSlowQueries",
@@ -35,7 +34,7 @@ def alerts(cfg: config.Config) -> list[Alert]:
             "PaginationDeepOffsetSlow",
             # Only offset ranges that start at deep_offset_min or beyond: shallow pages are
             # covered by ApiHighLatency, and deep ones are what cursors fix.
-            f'{recording.pagination_offset_p95(cfg)}{{offset_range=~"{deep}"}}',
+            f"{recording.pagination_offset_p95(cfg)}{{{deep_offset_matcher(cfg)}}}",
             t.deep_offset_p95_seconds,
             for_=d.pagination_deep_offset_slow,
             severity="warning",

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
+
 import config
+from exporters import catalogue
 from exporters.catalogue import MetricSpec
 
 
@@ -26,3 +29,22 @@ def job_selector(cfg: config.Config, **matchers: str) -> str:
 def window_suffix(cfg: config.Config) -> str:
     """``rate5m`` for a 5m rate window: recording-rule names say which window they hold."""
     return f"rate{cfg.intervals.rate_window}"
+
+
+def regex_alternation(values: list[str]) -> str:
+    """An RE2 alternation matching exactly ``values``, for a PromQL ``=~`` matcher."""
+    if not values:
+        raise ValueError("an alternation needs at least one value")
+    escaped = [re.sub(r"([\\.+*?()|\[\]{}^$])", r"\\\1", v) for v in values]
+    # Backslashes double up inside a PromQL double-quoted string.
+    return "|".join(escaped).replace("\\", "\\\\")
+
+
+def deep_offset_matcher(cfg: config.Config) -> str:
+    """``offset_range=~"..."`` for the ranges that count as deep (PaginationDeepOffsetSlow).
+
+    The alert and the pagination dashboard share it; ranges such as ``100001+`` hold
+    regex metacharacters, so the values are escaped, never joined as they are.
+    """
+    ranges = catalogue.offset_ranges_from(cfg.thresholds.deep_offset_min)
+    return f'offset_range=~"{regex_alternation(ranges)}"'

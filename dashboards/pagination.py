@@ -10,14 +10,9 @@ from __future__ import annotations
 import grafanalib.core as g
 
 import config
+from alerts.promql import deep_offset_matcher
 from dashboards import common as c
 from exporters import catalogue as m
-
-
-def _deep(cfg: config.Config) -> str:
-    """Matcher for the offset ranges that count as deep (PaginationDeepOffsetSlow)."""
-    ranges = m.offset_ranges_from(cfg.thresholds.deep_offset_min)
-    return f'offset_range=~"{"|".join(ranges)}"'
 
 
 def query_time_by_page_size(cfg: config.Config) -> g.Panel:
@@ -147,7 +142,7 @@ def requests_by_offset(cfg: config.Config) -> g.Panel:
 
 def deep_share(cfg: config.Config) -> g.Panel:
     count = m.PAGINATION_REQUEST_DURATION
-    deep = c.rate(count, _deep(cfg), suffix="_count", route=True)
+    deep = c.rate(count, deep_offset_matcher(cfg), suffix="_count", route=True)
     every = c.rate(count, 'mode="offset"', suffix="_count", route=True)
     return c.stat(
         "Deep offset share",

@@ -12,6 +12,7 @@ import attr
 import grafanalib.core as g
 import pytest
 
+import alerts
 import build
 import config
 import dashboards
@@ -312,7 +313,24 @@ def test_thresholds_follow_a_changed_config() -> None:
     assert steps(panel(rendered["main"], "Error rate"))[1]["value"] == 0.123
     assert steps(panel(rendered["database"], "Pool saturation now"))[1]["value"] == 0.77
     deep = panel(rendered["pagination"], "Deep offset share")["targets"][0]["expr"]
-    assert 'offset_range=~"1001-10000|10001-100000|100001+"' in deep
+    assert offset_ranges_matched(deep) == ["1001-10000", "10001-100000", "100001+"]
+
+
+def offset_ranges_matched(expr: str) -> list[str]:
+    """The offset_range values the expression's ``=~`` matcher selects, as Prometheus reads it."""
+    (quoted,) = re.findall(r'offset_range=~("(?:[^"\\]|\\.)*")', expr)
+    pattern = json.loads(quoted)  # a PromQL double-quoted string unescapes like JSON here
+    labels = [label for _, label in m.OFFSET_RANGES]
+    return [label for label in labels if re.fullmatch(pattern, label)]
+
+
+def test_deep_offset_share_and_its_alert_select_the_same_ranges(boards: dict[str, Board]) -> None:
+    deep = panel(boards["pagination"], "Deep offset share")["targets"][0]["expr"]
+    (alert,) = [a for a in alerts.all_alerts(CFG) if a.name == "PaginationDeepOffsetSlow"]
+    expected = m.offset_ranges_from(T.deep_offset_min)
+    assert expected == ["10001-100000", "100001+"]
+    assert offset_ranges_matched(deep) == expected
+    assert offset_ranges_matched(alert.expr) == expected
 
 
 def test_timeseries_thresholds_draw_dashed_lines(boards: dict[str, Board]) -> None:
