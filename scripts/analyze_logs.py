@@ -31,24 +31,22 @@ MALFORMED_EXAMPLES = 5
 
 @dataclass
 class Tally:
-    """Durations (ms) of one group, plus its error count."""
+    """Durations (ms) of one group, its error count, and the page-query times it logged."""
 
     durations: list[float] = field(default_factory=list)
     errors: int = 0
-    extra: list[float] = field(default_factory=list)
+    query_durations: list[float] = field(default_factory=list)
 
-    def summary(self, with_errors: bool = True) -> dict[str, Any]:
+    def summary(self) -> dict[str, Any]:
         stats = latency_summary(self.durations)
-        out: dict[str, Any] = {
+        return {
             "count": len(self.durations),
+            "errors": self.errors,
             "p50_ms": stats["p50_ms"],
             "p95_ms": stats["p95_ms"],
             "max_ms": stats["max_ms"],
             "mean_ms": stats["mean_ms"],
         }
-        if with_errors:
-            out["errors"] = self.errors
-        return out
 
 
 @dataclass
@@ -124,7 +122,7 @@ class Analysis:
                 group.durations.append(duration)
                 group.errors += status >= 500
                 if query_ms is not None:
-                    group.extra.append(query_ms)
+                    group.query_durations.append(query_ms)
 
     def _slow_query(self, source: str, number: int, record: dict[str, Any]) -> None:
         fingerprint = record.get("fingerprint")
@@ -196,7 +194,7 @@ def _grouped(groups: dict[str, Tally], order: dict[str, int]) -> list[dict[str, 
     rows = []
     for label in sorted(groups, key=lambda k: (order.get(k, len(order)), k)):
         tally = groups[label]
-        query = latency_summary(tally.extra)
+        query = latency_summary(tally.query_durations)
         rows.append({"label": label, **tally.summary(), "query_p95_ms": query["p95_ms"]})
     return rows
 

@@ -89,20 +89,6 @@ UNIT_NAMES = {
     "decbytes": "bytes (SI)",
     "short": "short",
 }
-# Panel types drawn here; anything else is a placeholder.
-DRAWN = (
-    "timeseries",
-    "graph",
-    "stat",
-    "singlestat",
-    "gauge",
-    "bargauge",
-    "table",
-    "heatmap",
-    "piechart",
-)
-
-
 # --- units and colours --------------------------------------------------------
 
 
