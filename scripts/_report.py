@@ -1,4 +1,4 @@
-"""Helpers shared by the report-printing scripts: percentiles, tables, a progress line."""
+"""Helpers shared by the report-printing scripts: row order, percentiles, tables, progress."""
 
 from __future__ import annotations
 
@@ -7,6 +7,15 @@ import sys
 import time
 from collections.abc import Iterable, Sequence
 from typing import TextIO
+
+from exporters import catalogue
+
+# Report rows follow the catalogue's bucket order (0, 1-100, ..., then "none"), not the alphabet.
+OFFSET_RANGE_ORDER = {
+    **{label: i for i, (_, label) in enumerate(catalogue.OFFSET_RANGES)},
+    catalogue.NO_OFFSET: len(catalogue.OFFSET_RANGES),
+}
+PAGE_SIZE_ORDER = {label: i for i, (_, label) in enumerate(catalogue.PAGE_SIZE_CLASSES)}
 
 
 def percentile(sorted_values: Sequence[float], fraction: float) -> float:

@@ -23,7 +23,13 @@ from pathlib import Path
 from typing import IO, Any
 
 from exporters import catalogue
-from scripts._report import Progress, format_table, latency_summary
+from scripts._report import (
+    OFFSET_RANGE_ORDER,
+    PAGE_SIZE_ORDER,
+    Progress,
+    format_table,
+    latency_summary,
+)
 
 # How many malformed lines the report quotes (all are counted).
 MALFORMED_EXAMPLES = 5
@@ -176,17 +182,12 @@ class Analysis:
             },
             "malformed_examples": self.malformed_examples,
             "routes": routes[:limit],
-            "offset_ranges": _grouped(self.offset_ranges, _RANGE_ORDER),
-            "page_sizes": _grouped(self.page_sizes, _SIZE_ORDER),
+            "offset_ranges": _grouped(self.offset_ranges, OFFSET_RANGE_ORDER),
+            "page_sizes": _grouped(self.page_sizes, PAGE_SIZE_ORDER),
             "modes": _grouped(self.modes, {m: i for i, m in enumerate(catalogue.PAGINATION_MODES)}),
             "errors": errors,
             "slow_queries": queries[:limit],
         }
-
-
-_RANGE_ORDER = {label: i for i, (_, label) in enumerate(catalogue.OFFSET_RANGES)}
-_RANGE_ORDER[catalogue.NO_OFFSET] = len(_RANGE_ORDER)
-_SIZE_ORDER = {label: i for i, (_, label) in enumerate(catalogue.PAGE_SIZE_CLASSES)}
 
 
 def _grouped(groups: dict[str, Tally], order: dict[str, int]) -> list[dict[str, Any]]:

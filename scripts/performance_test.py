@@ -32,7 +32,13 @@ from urllib.parse import urlsplit
 import requests
 
 from exporters import catalogue
-from scripts._report import Progress, format_table, latency_summary
+from scripts._report import (
+    OFFSET_RANGE_ORDER,
+    PAGE_SIZE_ORDER,
+    Progress,
+    format_table,
+    latency_summary,
+)
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 CONTENT = "/api/v1/content"
@@ -243,10 +249,6 @@ def _take(tasks: Iterator[Task], n: int) -> list[Task]:
 
 # --- Report -----------------------------------------------------------------------------
 
-_RANGE_ORDER = {label: i for i, (_, label) in enumerate(catalogue.OFFSET_RANGES)}
-_RANGE_ORDER[catalogue.NO_OFFSET] = len(_RANGE_ORDER)
-_SIZE_ORDER = {label: i for i, (_, label) in enumerate(catalogue.PAGE_SIZE_CLASSES)}
-
 
 def summarize(samples: list[Sample]) -> dict[str, Any]:
     """Counts, errors and latency percentiles per group and per mode."""
@@ -261,8 +263,8 @@ def summarize(samples: list[Sample]) -> dict[str, Any]:
         return (
             SCENARIOS.index(scenario),
             catalogue.PAGINATION_MODES.index(mode),
-            _RANGE_ORDER[offset_range],
-            _SIZE_ORDER[size],
+            OFFSET_RANGE_ORDER[offset_range],
+            PAGE_SIZE_ORDER[size],
         )
 
     def stats(members: list[Sample]) -> dict[str, Any]:
