@@ -17,9 +17,9 @@ from typing import Any
 import yaml
 
 import config
+from dashboards.common import GRID_WIDTH
 from exporters import catalogue
 
-GRID_WIDTH = 24
 MAX_UID_LENGTH = 40
 
 # Modern panel plugins; the Angular ones (graph, singlestat, the old piechart...)

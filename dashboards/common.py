@@ -19,6 +19,7 @@ from typing import Any, TypeAlias
 import attr
 import grafanalib.core as g
 
+from alerts.promql import series
 from exporters import catalogue
 from exporters.catalogue import MetricSpec
 
@@ -46,18 +47,10 @@ PROCESS_MEMORY = catalogue.PROCESS_RESIDENT_MEMORY
 UP = catalogue.UP
 
 
-def series_name(spec: MetricSpec, suffix: str = "") -> str:
-    """The exposition name of one of ``spec``'s series (``_bucket``, ``_count``...)."""
-    name = spec.name + suffix
-    if name not in spec.series:
-        raise ValueError(f"{spec.name} has no series {name!r} (it has: {sorted(spec.series)})")
-    return name
-
-
 def selector(spec: MetricSpec, *matchers: str, suffix: str = "", route: bool = False) -> str:
     """``name{job="$job",instance=~"$instance",...}`` for one of ``spec``'s series."""
     labels = [*SCOPE, *((ROUTE,) if route else ()), *matchers]
-    return f"{series_name(spec, suffix)}{{{','.join(labels)}}}"
+    return f"{series(spec, suffix)}{{{','.join(labels)}}}"
 
 
 def rate(
@@ -520,7 +513,7 @@ def label_variable(
     name: str, spec: MetricSpec, description: str, *matchers: str, suffix: str = "", **kw: Any
 ) -> Variable:
     """A query variable listing ``name`` label values of a catalogue metric."""
-    selected = series_name(spec, suffix) + (f"{{{','.join(matchers)}}}" if matchers else "")
+    selected = series(spec, suffix) + (f"{{{','.join(matchers)}}}" if matchers else "")
     return Variable(
         name,
         name.capitalize(),

@@ -690,3 +690,12 @@ def test_recording_rules_are_known_series() -> None:
     assert check_dashboards({"genonaut-main.json": board}, datasources, {}) != []
     recorded = {"job:my_ratio:rate5m": frozenset({"job"})}
     assert check_dashboards({"genonaut-main.json": board}, datasources, recorded) == []
+
+
+def test_a_series_the_metric_does_not_have_is_refused_by_name() -> None:
+    with pytest.raises(ValueError) as caught:
+        common.selector(m.HTTP_REQUESTS, suffix="_bucket")
+    assert str(caught.value) == (
+        "http_requests_total has no series 'http_requests_total_bucket' "
+        "(it has ['http_requests_total'])"
+    )
