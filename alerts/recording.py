@@ -82,93 +82,111 @@ def _rate_by(cfg: config.Config, spec: c.MetricSpec, suffix: str, by: tuple[str,
     return f"sum by ({', '.join(by)}) (rate({series(spec, suffix)}{job_selector(cfg)}[{window}]))"
 
 
-def _p95(buckets: str) -> str:
-    return f"histogram_quantile({QUANTILE}, {buckets})"
+def _rate(
+    cfg: config.Config, name: str, spec: c.MetricSpec, suffix: str, by: tuple[str, ...], why: str
+) -> Record:
+    """A per-second rate summed ``by`` the given labels, which are the ones it keeps."""
+    return Record(name, _rate_by(cfg, spec, suffix, by), frozenset(by), why)
+
+
+def _p95(name: str, buckets: Record, why: str) -> Record:
+    """The p95 of a bucket-rate record; it keeps that record's labels but ``le``."""
+    expr = f"histogram_quantile({QUANTILE}, {buckets.name})"
+    return Record(name, expr, buckets.keeps - {"le"}, why)
 
 
 def rules(cfg: config.Config) -> list[Record]:
     """Every recording rule, in dependency order (a rule only uses those above it)."""
     w = cfg.intervals.rate_window
-    requests = http_requests_rate(cfg)
+    requests = _rate(
+        cfg,
+        http_requests_rate(cfg),
+        c.HTTP_REQUESTS,
+        "",
+        ("job", "route", "status"),
+        f"Request rate per route and status over {w}: request-rate panels and the error ratio.",
+    )
+    http_buckets = _rate(
+        cfg,
+        http_duration_buckets(cfg),
+        c.HTTP_REQUEST_DURATION,
+        "_bucket",
+        ("job", "route", "le"),
+        f"Response-time buckets per route over {w}, instances summed: latency quantiles.",
+    )
+    query_buckets = _rate(
+        cfg,
+        pagination_query_buckets(cfg),
+        c.PAGINATION_QUERY_DURATION,
+        "_bucket",
+        ("job", "route", "mode", "le"),
+        f"Page-query time buckets per route and pagination mode over {w}.",
+    )
+    offset_buckets = _rate(
+        cfg,
+        pagination_offset_buckets(cfg),
+        c.PAGINATION_REQUEST_DURATION,
+        "_bucket",
+        ("job", "route", "offset_range", "le"),
+        f"Paginated response-time buckets per offset range over {w}.",
+    )
+    db_buckets = _rate(
+        cfg,
+        db_duration_buckets(cfg),
+        c.DB_QUERY_DURATION,
+        "_bucket",
+        ("job", "operation", "table", "le"),
+        f"Statement time buckets per operation and table over {w}.",
+    )
     return [
-        Record(
-            requests,
-            _rate_by(cfg, c.HTTP_REQUESTS, "", ("job", "route", "status")),
-            frozenset({"job", "route", "status"}),
-            f"Request rate per route and status over {w}: request-rate panels and the error ratio.",
-        ),
+        requests,
         Record(
             http_error_ratio(cfg),
             # A ratio of two sums, not a sum of ratios: busy routes weigh more. With no 5xx
             # series yet, "or ... * 0" makes the ratio 0 instead of absent.
-            f'(\n  sum by (job) ({requests}{{status=~"5.."}})\n  or\n'
-            f"  sum by (job) ({requests}) * 0\n)\n/\nsum by (job) ({requests})",
+            f'(\n  sum by (job) ({requests.name}{{status=~"5.."}})\n  or\n'
+            f"  sum by (job) ({requests.name}) * 0\n)\n/\nsum by (job) ({requests.name})",
             frozenset({"job"}),
             f"Share of requests answered 5xx over {w}: ApiHighErrorRate and the Error rate panel.",
         ),
-        Record(
-            http_duration_buckets(cfg),
-            _rate_by(cfg, c.HTTP_REQUEST_DURATION, "_bucket", ("job", "route", "le")),
-            frozenset({"job", "route", "le"}),
-            f"Response-time buckets per route over {w}, instances summed: latency quantiles.",
-        ),
-        Record(
+        http_buckets,
+        _p95(
             http_duration_p95(cfg),
-            _p95(http_duration_buckets(cfg)),
-            frozenset({"job", "route"}),
+            http_buckets,
             "p95 response time per route: ApiHighLatency and the Response time panel.",
         ),
-        Record(
-            pagination_query_buckets(cfg),
-            _rate_by(cfg, c.PAGINATION_QUERY_DURATION, "_bucket", ("job", "route", "mode", "le")),
-            frozenset({"job", "route", "mode", "le"}),
-            f"Page-query time buckets per route and pagination mode over {w}.",
-        ),
-        Record(
+        query_buckets,
+        _p95(
             pagination_query_p95(cfg),
-            _p95(pagination_query_buckets(cfg)),
-            frozenset({"job", "route", "mode"}),
+            query_buckets,
             "p95 page-query time per route and mode: PaginationSlowQueries.",
         ),
-        Record(
-            pagination_offset_buckets(cfg),
-            _rate_by(
-                cfg,
-                c.PAGINATION_REQUEST_DURATION,
-                "_bucket",
-                ("job", "route", "offset_range", "le"),
-            ),
-            frozenset({"job", "route", "offset_range", "le"}),
-            f"Paginated response-time buckets per offset range over {w}.",
-        ),
-        Record(
+        offset_buckets,
+        _p95(
             pagination_offset_p95(cfg),
-            _p95(pagination_offset_buckets(cfg)),
-            frozenset({"job", "route", "offset_range"}),
+            offset_buckets,
             "p95 paginated response time per offset range: PaginationDeepOffsetSlow.",
         ),
-        Record(
-            db_duration_buckets(cfg),
-            _rate_by(cfg, c.DB_QUERY_DURATION, "_bucket", ("job", "operation", "table", "le")),
-            frozenset({"job", "operation", "table", "le"}),
-            f"Statement time buckets per operation and table over {w}.",
-        ),
-        Record(
+        db_buckets,
+        _p95(
             db_duration_p95(cfg),
-            _p95(db_duration_buckets(cfg)),
-            frozenset({"job", "operation", "table"}),
+            db_buckets,
             "p95 statement time per operation and table: DatabaseSlowQueries.",
         ),
-        Record(
+        _rate(
+            cfg,
             db_slow_queries_rate(cfg),
-            _rate_by(cfg, c.DB_SLOW_QUERIES, "", ("job", "operation", "table")),
-            frozenset({"job", "operation", "table"}),
+            c.DB_SLOW_QUERIES,
+            "",
+            ("job", "operation", "table"),
             f"Slow statements per second over {w}: DatabaseSlowQueries.",
         ),
-        Record(
+        _rate(
+            cfg,
             db_errors_rate(cfg),
-            _rate_by(cfg, c.DB_QUERY_ERRORS, "", ("job", "operation", "table")),
-            frozenset({"job", "operation", "table"}),
+            c.DB_QUERY_ERRORS,
+            "",
+            ("job", "operation", "table"),
             f"Failed statements per second over {w}: DatabaseQueryErrors.",
         ),
         Record(
