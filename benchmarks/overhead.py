@@ -36,7 +36,6 @@ import json
 import logging
 import os
 import platform
-import socket
 import statistics
 import subprocess
 import sys
@@ -50,6 +49,7 @@ from typing import Any
 
 from benchmarks.apps import STATUSES, VARIANTS, build_app, request_path
 from benchmarks.asgi import AsgiDriver
+from scripts.stack import Process, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUTPUT = ROOT / "bench-results" / "overhead.json"
@@ -225,33 +225,24 @@ def _access_log_off(handler: logging.Handler) -> None:
 # --- Phase 2: loopback -----------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class _Server:
     """One variant served by uvicorn in a subprocess, with a keep-alive client."""
 
     def __init__(self, variant: str, routes: int, log_dir: Path) -> None:
         self.variant = variant
-        self.port = _free_port()
-        self.log_path = log_dir / f"{variant}.log"
+        self.port = free_port()
         self.path = request_path(routes - 1)
         args = [sys.executable, "-m", "benchmarks.overhead", "--serve", variant]
         args += ["--routes", str(routes), "--port", str(self.port)]
-        with open(self.log_path, "wb") as log:
-            self.process = subprocess.Popen(
-                args, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=_child_env()
-            )
+        self.process = Process(variant, args, log_dir / f"{variant}.log", _child_env())
+        self.process.start()
         self.connection: http.client.HTTPConnection | None = None
 
     def wait_ready(self) -> None:
         """Poll until the server answers 200, or fail with its log."""
         deadline = time.monotonic() + SERVER_START_TIMEOUT
         while time.monotonic() < deadline:
-            if self.process.poll() is not None:
+            if not self.process.alive():
                 break
             try:
                 if self.get() == 200:
@@ -259,8 +250,10 @@ class _Server:
             except OSError:
                 self.connection = None
                 time.sleep(0.05)
-        log = self.log_path.read_text(errors="replace")[-2000:]
-        raise RuntimeError(f"loopback server {self.variant!r} did not start; its log:\n{log}")
+        # The log's folder goes away with the run: quote its end rather than name it.
+        raise RuntimeError(
+            f"loopback server {self.variant!r} did not start; its log:\n{self.process.tail()}"
+        )
 
     def get(self) -> int:
         """One GET on the keep-alive connection, reconnecting once if the server closed it."""
@@ -283,12 +276,7 @@ class _Server:
         """Close the client and stop the server (SIGTERM, then SIGKILL after 10 s)."""
         if self.connection is not None:
             self.connection.close()
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        self.process.stop()
 
 
 def _loopback(settings: Settings) -> dict[str, Any]:
