@@ -69,7 +69,7 @@ class RequestState:
         """This request's pagination, detected from its query string on first use."""
         if not self.page_detected:
             self.page_detected = True
-            self.page = self.recorder.detect_page(self.scope)
+            self.page = self.recorder.detect_page(self)
         return self.page
 
 

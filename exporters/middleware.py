@@ -90,6 +90,9 @@ class Recorder:
         self._query_children: dict[tuple[str, str, str, str], Any] = {}
         self._pagination_children: dict[tuple[str, ...], Any] = {}
         self._mounted_labels: set[str] = set()
+        # Route label -> mode its endpoint declared through pagination_query(mode=...).
+        # Bounded by the route labels; resolves pages the query string leaves ambiguous.
+        self._declared_modes: dict[str, str] = {}
 
     def in_progress(self, method: str) -> Any:
         """The in-progress gauge child of a (folded) method."""
@@ -131,9 +134,24 @@ class Recorder:
             self._mounted_labels.add(label)
         return label
 
-    def detect_page(self, scope: MutableMapping[str, Any]) -> Page | None:
-        """Pagination requested by the query string, or None."""
-        return detect(scope.get("query_string", b""), self.pagination)
+    def detect_page(self, state: RequestState) -> Page | None:
+        """Pagination requested by the query string, or None.
+
+        A size parameter alone (``?limit=50``) reads as offset 0; on a route whose
+        endpoint declared another mode it takes that mode, so a request failing
+        before its handler runs is labelled like the ones the handler served.
+        """
+        page = detect(state.scope.get("query_string", b""), self.pagination)
+        if page is not None and page.ambiguous and self._declared_modes:
+            declared = self._declared_modes.get(state.route)
+            if declared is not None:
+                page.override(declared, None, None)
+        return page
+
+    def declare_mode(self, route: str, mode: str) -> None:
+        """Remember the pagination mode an endpoint declared for its route."""
+        if self._declared_modes.get(route) != mode:
+            self._declared_modes[route] = mode
 
     def observe_query(self, route: str, page: Page, seconds: float) -> None:
         """Record one timed page query (from pagination_query)."""

@@ -77,17 +77,28 @@ class PaginationParams:
 
 
 class Page:
-    """One request's pagination: mode, page size, offset and page number (offset mode)."""
+    """One request's pagination: mode, page size, offset and page number (offset mode).
 
-    __slots__ = ("mode", "offset", "page", "page_size")
+    ``ambiguous`` marks a page read from a size parameter alone (``?limit=50``):
+    the first page of an offset route and of a cursor route look the same.
+    """
+
+    __slots__ = ("ambiguous", "mode", "offset", "page", "page_size")
 
     def __init__(
-        self, mode: str, page_size: int | None, offset: int | None, page: int | None
+        self,
+        mode: str,
+        page_size: int | None,
+        offset: int | None,
+        page: int | None,
+        *,
+        ambiguous: bool = False,
     ) -> None:
         self.mode = mode
         self.page_size = page_size
         self.offset = offset
         self.page = page
+        self.ambiguous = ambiguous
 
     @property
     def complete(self) -> bool:
@@ -104,6 +115,7 @@ class Page:
         """Apply what the endpoint knows better than the query string."""
         if mode is not None:
             self.mode = mode
+            self.ambiguous = False
         if page_size is not None:
             self.page_size = page_size
         if offset is not None:
@@ -179,7 +191,7 @@ def detect(query_string: bytes, params: PaginationParams) -> Page | None:
             size = _number(values, params.page[1], 1, params.default_page_size)
             assert number is not None
             offset = (number - 1) * size if size is not None else None
-            return Page("offset", size, offset, number)
+            return Page("offset", size, offset, number, ambiguous=params.page[0] not in values)
         # A pair whose offset is present wins; "limit" alone belongs to the first pair.
         pairs = [pair for pair in params.offset if pair[0] in values]
         pairs += [pair for pair in params.offset if pair[1] in values]
@@ -189,7 +201,7 @@ def detect(query_string: bytes, params: PaginationParams) -> Page | None:
             size = _number(values, limit_name, 1, params.default_page_size)
             assert offset is not None
             number = offset // size + 1 if size else None
-            return Page("offset", size, offset, number)
+            return Page("offset", size, offset, number, ambiguous=offset_name not in values)
     except _Invalid:
         return None
     return None
@@ -254,8 +266,13 @@ class PaginationQuery:
             if self.items is not None:
                 state.items = self.items
             page = state.page
-            if page is not None and page.complete:
-                state.recorder.observe_query(state.route, page, elapsed)
+            complete = page is not None and page.complete
+            if complete or self.mode is not None:
+                route = state.route
+                if self.mode is not None:
+                    state.recorder.declare_mode(route, self.mode)
+                if page is not None and complete:
+                    state.recorder.observe_query(route, page, elapsed)
         except Exception:
             report_fault("pagination_query")
 
@@ -305,8 +322,11 @@ def pagination_query(
     Records ``pagination_query_duration_seconds`` under the request's route and
     pagination labels. Arguments override what the query string says (the
     cursor endpoint's first page has no cursor parameter: pass
-    ``mode="cursor"``). Outside a request the block just runs: with no route
-    to label by and no instrumented app to record into, nothing is recorded.
+    ``mode="cursor"``). A ``mode`` given here is remembered for the route and
+    applied to its later requests that carry only a size parameter, so one that
+    fails before the handler runs (a dependency raising) keeps the route's mode.
+    Outside a request the block just runs: with no route to label by and no
+    instrumented app to record into, nothing is recorded.
 
         with pagination_query(mode="cursor", page_size=limit) as page:
             rows = session.execute(stmt).all()

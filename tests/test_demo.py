@@ -617,3 +617,47 @@ def test_uvicorn_serves_the_module_level_app(tmp_path: Path):
     assert [entry["message"].split(" in ")[0] for entry in seeded] == [
         "seeded content_items with 250 rows"
     ]
+
+
+def test_a_failed_first_cursor_page_counts_as_cursor_once_the_route_declared_it(
+    faulty: Client, caplog: pytest.LogCaptureFixture
+):
+    # The first cursor page has only "limit": the query string alone reads as offset 0.
+    assert faulty.get(CURSOR, params={"limit": 50}).status_code == 200
+    faulty.request("PUT", "/debug/faults", json={"error_rate": 1.0}).raise_for_status()
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="genonaut.access"):
+        # The fault dependency fails the request before the handler can say "cursor".
+        assert faulty.get(CURSOR, params={"limit": 50}).status_code == 500
+    cursor = {"route": CURSOR, "mode": "cursor", "page_size_class": "26-50"}
+    assert (
+        faulty.value("pagination_request_duration_seconds_count", **cursor, offset_range="none")
+        == 2
+    )
+    # Only the successful request ran the page query.
+    assert (
+        faulty.value("pagination_query_duration_seconds_count", **cursor, offset_range="none") == 1
+    )
+    offset_series = [
+        sample
+        for metric in faulty.registry.collect()
+        for sample in metric.samples
+        if sample.name.startswith("pagination_")
+        and sample.labels.get("route") == CURSOR
+        and sample.labels.get("mode") != "cursor"
+    ]
+    assert offset_series == []
+    assert faulty.value("pagination_offset_count", route=CURSOR) == 0
+    (record,) = [r for r in caplog.records if r.name == "genonaut.access"]
+    fields = {
+        name: getattr(record, name)
+        for name in ("status", "pagination_mode", "page", "page_size", "offset", "offset_range")
+    }
+    assert fields == {
+        "status": 500,
+        "pagination_mode": "cursor",
+        "page": None,
+        "page_size": 50,
+        "offset": None,
+        "offset_range": "none",
+    }

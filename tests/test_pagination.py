@@ -400,3 +400,99 @@ def test_page_labels_fold_into_catalogue_values() -> None:
     assert page.labels()[2] in [label for _, label in catalogue.OFFSET_RANGES]
     page.override("cursor", 20, None)
     assert (page.offset, page.page, page.labels()) == (None, None, ("cursor", "11-25", "none"))
+
+
+@pytest.mark.parametrize(
+    ("query", "ambiguous"),
+    [
+        ("limit=10", True),
+        ("page_size=25", True),
+        ("cursor=&limit=5", True),  # an empty cursor is a first page, of either kind
+        ("skip=0&limit=10", False),
+        ("offset=0&limit=10", False),
+        ("page=1&page_size=25", False),
+        ("page=2", False),
+        ("cursor=abc&limit=5", False),
+    ],
+)
+def test_a_size_parameter_alone_is_ambiguous(query: str, ambiguous: bool) -> None:
+    page = detect(query.encode(), DEFAULTS)
+    assert page is not None
+    assert page.ambiguous is ambiguous
+
+
+def feed_app(registry: CollectorRegistry) -> FastAPI:
+    """A cursor route and an offset route behind a dependency that fails on ``?fail=1``."""
+    from fastapi import Depends
+
+    def gate(fail: int = 0) -> None:
+        if fail:
+            raise HTTPException(503, "upstream away")
+
+    app = FastAPI(dependencies=[Depends(gate)])
+
+    @app.get("/feed")
+    async def feed(limit: int = Query(50, ge=1), cursor: str | None = None) -> int:
+        with pagination_query(mode="cursor", page_size=limit) as query:
+            query.items = limit
+        return limit
+
+    @app.get("/rows")
+    async def rows(skip: int = 0, limit: int = Query(50, ge=1)) -> int:
+        with pagination_query(mode="offset") as query:
+            query.items = limit
+        return limit
+
+    instrument(app, registry=registry)
+    return app
+
+
+def pagination_series(registry: CollectorRegistry, route: str) -> set[tuple[str, str]]:
+    """``(mode, offset_range)`` of every pagination_request_duration series of a route."""
+    return {
+        (sample.labels["mode"], sample.labels["offset_range"])
+        for metric in registry.collect()
+        for sample in metric.samples
+        if sample.name == "pagination_request_duration_seconds_count"
+        and sample.labels["route"] == route
+    }
+
+
+def test_a_failed_request_takes_the_mode_its_route_declared(registry: CollectorRegistry) -> None:
+    app = feed_app(registry)
+    cursor = {"route": "/feed", "mode": "cursor", "page_size_class": "1-10"}
+    # Before the endpoint ever ran, "limit" alone can only read as offset 0.
+    assert get(app, "/feed?limit=10&fail=1")[0].status_code == 503
+    assert pagination_series(registry, "/feed") == {("offset", "0")}
+    responses = get(app, "/feed?limit=10", "/feed?limit=10&fail=1", "/feed?limit=10&fail=1")
+    assert [r.status_code for r in responses] == [200, 503, 503]
+    count = "pagination_request_duration_seconds_count"
+    assert value(registry, count, **cursor, offset_range="none") == 3
+    assert value(registry, count, **{**cursor, "mode": "offset"}, offset_range="0") == 1
+    assert value(registry, "pagination_offset_count", route="/feed") == 1
+    assert (
+        value(registry, "pagination_query_duration_seconds_count", **cursor, offset_range="none")
+        == 1
+    )
+    # An explicit position is what the client asked for: never overridden.
+    get(app, "/feed?skip=20&limit=10&fail=1")
+    assert value(registry, "pagination_offset_sum", route="/feed") == 20
+
+
+def test_a_declared_offset_route_keeps_offset_labels(registry: CollectorRegistry) -> None:
+    app = feed_app(registry)
+    responses = get(app, "/rows?limit=10", "/rows?limit=10&fail=1", "/feed?limit=10")
+    assert [r.status_code for r in responses] == [200, 503, 200]
+    assert pagination_series(registry, "/rows") == {("offset", "0")}
+    assert (
+        value(
+            registry,
+            "pagination_request_duration_seconds_count",
+            route="/rows",
+            mode="offset",
+            page_size_class="1-10",
+            offset_range="0",
+        )
+        == 2
+    )
+    assert value(registry, "pagination_page_number_sum", route="/rows") == 2
