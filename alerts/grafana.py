@@ -97,10 +97,9 @@ def policies(cfg: config.Config) -> dict[str, Any]:
             }
         )
     for index, (receiver, severities) in enumerate(routing.RECEIVER_SEVERITIES):
-        op, value = ("=", severities[0]) if len(severities) == 1 else ("=~", "|".join(severities))
         route: dict[str, Any] = {
             "receiver": receiver,
-            "object_matchers": [["severity", op, value]],
+            "object_matchers": [list(routing.severity_match(severities))],
         }
         if index < len(routing.RECEIVER_SEVERITIES) - 1:
             route["continue"] = True

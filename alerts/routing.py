@@ -32,8 +32,14 @@ __all__ = [
 ]
 
 
+def severity_match(severities: tuple[str, ...]) -> tuple[str, str, str]:
+    """``(label, op, value)`` matching any of ``severities``: Grafana's object_matchers form."""
+    if len(severities) == 1:
+        return "severity", "=", severities[0]
+    return "severity", "=~", "|".join(severities)
+
+
 def severity_matcher(severities: tuple[str, ...]) -> str:
     """An Alertmanager matcher for any of ``severities``."""
-    if len(severities) == 1:
-        return f'severity="{severities[0]}"'
-    return f'severity=~"{"|".join(severities)}"'
+    label, op, value = severity_match(severities)
+    return f'{label}{op}"{value}"'
