@@ -40,6 +40,8 @@ def config_yaml(cfg: config.Config) -> str:
         intervals=cfg.intervals,
         notifications=cfg.notifications,
         default_receiver=routing.DEFAULT_RECEIVER,
+        slack_receiver=routing.SLACK,
+        email_receiver=routing.EMAIL,
         group_by=list(routing.GROUP_BY),
         watchdog=routing.WATCHDOG,
         watchdog_receiver=routing.WATCHDOG_RECEIVER,
