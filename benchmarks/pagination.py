@@ -97,7 +97,12 @@ async def _measure(url: str, depths: Sequence[int], repeats: int) -> dict[str, A
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line entry point; see ``--help``."""
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.pagination", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.pagination",
+        description=__doc__,
+        # The docstring's usage lines stay lines.
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--rows", type=int, default=100_000, help="rows to seed (%(default)s)")
     parser.add_argument("--database-url", help="an empty database (default: temporary SQLite)")
     parser.add_argument(
@@ -106,7 +111,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="comma-separated row depths (%(default)s)",
     )
     parser.add_argument("--repeats", type=int, default=20, help="requests per point (%(default)s)")
-    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="(%(default)s)")
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=DEFAULT_OUTPUT,
+        help=f"JSON results file ({DEFAULT_OUTPUT.relative_to(ROOT)})",
+    )
     args = parser.parse_args(argv)
     try:
         depths = [int(d) for d in args.depths.split(",")]
