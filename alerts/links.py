@@ -49,7 +49,11 @@ def panel_ids(dashboard_files: Mapping[str, bytes]) -> dict[tuple[str, str], int
 
 
 def dashboard_url(cfg: config.Config, alert: Alert, ids: PanelIds) -> str:
-    """``{grafana}/d/{uid}/?viewPanel={id}``; ValueError names the alert and the missing panel."""
+    """``{grafana}/d/{uid}/?viewPanel={id}``; ValueError names the alert and the missing panel.
+
+    The bare id rather than Grafana 11's ``panel-<id>`` key: scenes-based dashboards look a
+    numeric ``viewPanel`` up as ``panel-<id>`` too, and Grafana 10 understands only the id.
+    """
     panel = alert.panel or Panel("main")
     uid = cfg.grafana.dashboard_uids.get(panel.dashboard)
     if uid is None:

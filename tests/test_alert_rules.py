@@ -330,14 +330,19 @@ def test_links_point_at_the_runbook_section_and_an_existing_panel(profile: str) 
     cfg = PROFILES[profile]
     ids = alerts.dashboard_panel_ids(cfg)
     runbook = alerts.RUNBOOK.read_text()
+    defined = {alert.name: alert for alert in alerts.all_alerts(cfg)}
     for name, rule in generated_rules(profile).items():
         notes = rule["annotations"]
         assert notes["runbook_url"] == f"{cfg.runbook_base_url}#{name.lower()}"
         assert f"\n## {name}\n" in runbook
         base, _, panel = notes["dashboard_url"].partition("/?viewPanel=")
         uid = base.removeprefix(f"{cfg.grafana.url}/d/")
-        assert uid in cfg.grafana.dashboard_uids.values(), name
-        assert int(panel) in {pid for (u, _), pid in ids.items() if u == uid}, name
+        target = defined[name].panel
+        assert target is not None and target.title is not None, name
+        assert uid == cfg.grafana.dashboard_uids[target.dashboard], name
+        # The id is the one of the panel the alert names, not just any panel of that board.
+        titles = {pid: title for (u, title), pid in ids.items() if u == uid}
+        assert titles[int(panel)] == target.title, name
 
 
 def test_a_missing_panel_fails_the_build_naming_the_alert() -> None:
