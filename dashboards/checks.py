@@ -81,12 +81,19 @@ def substitute(expr: str) -> str:
 
 
 def load_datasources(folder: Path, cfg: config.Config) -> dict[str, str]:
-    """Provisioned datasource uid -> type, read from the staged datasources.yaml."""
-    path = folder / "grafana/provisioning/datasources/datasources.yaml"
-    if not path.is_file():
+    """Provisioned datasource uid -> type, read from the staged datasources.yaml.
+
+    An unreadable file gives none: build.provisioning_validate reports it by name.
+    """
+    from build import PROVISIONING_TEMPLATES
+
+    path = folder / PROVISIONING_TEMPLATES["grafana/datasources.yaml.j2"]
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError):
         return {}
-    data = yaml.safe_load(path.read_text()) or {}
-    return {str(ds.get("uid")): str(ds.get("type")) for ds in data.get("datasources", [])}
+    listed = data.get("datasources") if isinstance(data, dict) else None
+    return {str(ds.get("uid")): str(ds.get("type")) for ds in listed or [] if isinstance(ds, dict)}
 
 
 def _strings(node: Any) -> Iterator[str]:

@@ -699,3 +699,17 @@ def test_a_series_the_metric_does_not_have_is_refused_by_name() -> None:
         "http_requests_total has no series 'http_requests_total_bucket' "
         "(it has ['http_requests_total'])"
     )
+
+
+def test_a_broken_datasources_file_is_reported_by_name_not_raised(tmp_path: Path) -> None:
+    staged = tmp_path / "staged"
+    build.write_tree(staged, build.render(CFG))
+    datasources = staged / "grafana/provisioning/datasources/datasources.yaml"
+    datasources.write_text("datasources: [unclosed\n")
+    with pytest.raises(build.BuildError) as caught:
+        build.validate(staged, CFG)
+    problems = caught.value.problems
+    assert any(
+        p.startswith("grafana/provisioning/datasources/datasources.yaml: cannot be read as YAML")
+        for p in problems
+    ), problems
