@@ -101,7 +101,9 @@ def parse_report(body: bytes, allowed: Collection[str]) -> list[tuple[str, str, 
     """Validate one report; returns ``(section, cache, key, count)`` for every count."""
     try:
         report = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:
+        # ValueError covers bad JSON, bad UTF-8 and integers past Python's digit limit;
+        # RecursionError deeply nested arrays. Both fit in a report under the size cap.
         raise ReportError(422, [], f"body is not valid JSON: {exc}") from None
     if not isinstance(report, dict):
         raise ReportError(422, [], "body must be a JSON object with 'caches' and/or 'prefetch'")

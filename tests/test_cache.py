@@ -244,16 +244,33 @@ def test_invalid_reports_get_422_and_count_nothing(
     assert len(frontend_totals(registry)) == 12
 
 
-def test_malformed_json_gets_422(app: FastAPI, registry: CollectorRegistry) -> None:
-    for body in (b"{", b"\xff\xfe", b"", b"NaN"):
-        response = request(
-            app, "POST", REPORT_PATH, content=body, headers={"content-type": "application/json"}
-        )
-        assert response.status_code == 422, body
-        assert (
-            "not valid JSON" in response.json()["detail"][0]["msg"]
-            or "JSON object" in response.json()["detail"][0]["msg"]
-        )
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"{", "body is not valid JSON: Expecting property name"),
+        (b"\xff\xfe", "body is not valid JSON: "),
+        (b"", "body is not valid JSON: Expecting value"),
+        (b"NaN", "body must be a JSON object"),
+        # Both fit under the size cap and make json.loads raise something else than a
+        # JSONDecodeError: they must still be a 422, never a 500.
+        (b"[" * 10_000, "body is not valid JSON: maximum recursion depth exceeded"),
+        (
+            b'{"caches": [{"cache": "thumbnails", "hits": ' + b"9" * 5_000 + b', "misses": 0}]}',
+            "body is not valid JSON: Exceeds the limit (4300 digits)",
+        ),
+    ],
+    ids=["truncated", "bom-only", "empty", "nan", "deep-nesting", "huge-integer"],
+)
+def test_malformed_json_gets_422(
+    app: FastAPI, registry: CollectorRegistry, body: bytes, message: str
+) -> None:
+    response = request(
+        app, "POST", REPORT_PATH, content=body, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 422
+    (detail,) = response.json()["detail"]
+    assert detail["loc"] == ["body"]
+    assert detail["msg"].startswith(message)
     assert set(frontend_totals(registry).values()) == {0.0}
 
 
