@@ -1,7 +1,7 @@
 """A real Prometheus scraping a registry the test controls, for the script tests.
 
 with live_stack(tmp_path) as (stack, target):
-    wait_for_samples(stack.prometheus_url, "database_connection_pool_size", 5)
+    wait_for_samples(stack, "database_connection_pool_size", 5)
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import requests
 from prometheus_client import CollectorRegistry, start_http_server
 
 import config
@@ -114,35 +113,38 @@ def live_window(workdir: Path, samples: int = 12) -> Iterator[Live]:
     boards.mkdir(parents=True)
     (boards / f"{UID}.json").write_text(json.dumps(sample_dashboard()))
     with live_stack(workdir / "stack") as (stack, _target):
-        first = wait_for_samples(stack.prometheus_url, "database_connection_pool_size", samples)
+        first = wait_for_samples(stack, "database_connection_pool_size", samples)
         # A window in the past, after the first sample: its data no longer changes.
         end = math.floor(time.time()) - 1
         project = stack.out / "grafana" / "dashboards"
         yield Live(stack.prometheus_url, boards, project, math.ceil(first) + 1, end)
 
 
-def query(url: str, expr: str) -> list[dict[str, Any]]:
-    """Instant query; the result vector."""
-    response = requests.get(f"{url}/api/v1/query", params={"query": expr}, timeout=10)
-    response.raise_for_status()
-    return list(response.json()["data"]["result"])
-
-
-def wait_for_samples(url: str, selector: str, count: int, timeout: float = 60) -> float:
+def wait_for_samples(stack: Stack, selector: str, count: int, timeout: float = 60) -> float:
     """Wait until ``selector`` has ``count`` samples; return the first one's timestamp."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = query(url, f"count_over_time({selector}[5m])")
-        if found and float(found[0]["value"][1]) >= count:
-            first = query(url, f"min_over_time(timestamp({selector})[5m:1s])")
-            return float(first[0]["value"][1])
-        time.sleep(0.25)
-    raise TimeoutError(f"{selector} did not reach {count} samples in {url} within {timeout}s")
+
+    def enough() -> bool:
+        found = stack.query(f"count_over_time({selector}[5m])")
+        return bool(found) and float(found[0]["value"][1]) >= count
+
+    stack.wait_for(enough, timeout, f"{count} samples of {selector} in {stack.prometheus_url}")
+    first = stack.query(f"min_over_time(timestamp({selector})[5m:1s])")
+    return float(first[0]["value"][1])
 
 
 UID = "sample-board"
 # Panel ids of the sample dashboard, by what they show.
-RATE, POOL, CHECKED, STATUS, ROUTES, LATENCY, NOTE, PIE, POOL_AGAIN = 2, 3, 4, 5, 6, 7, 9, 10, 11
+RATE, POOL, CHECKED, STATUS, ROUTES, LATENCY, NOTE, MAP, POOL_AGAIN = (
+    2,
+    3,
+    4,
+    5,
+    6,
+    7,
+    9,
+    10,
+    11,
+)
 RATE_THRESHOLD = 50.0
 POOL_THRESHOLD = 40.0
 
@@ -231,7 +233,7 @@ def sample_dashboard(uid: str = UID, extra_panels: tuple[dict[str, Any], ...] = 
         _panel(8, "row", "Notes", (0, 15, 24, 1)),
         _panel(NOTE, "text", "About", (0, 16, 12, 4), options={"content": "Sample *notes*."}),
         _panel(
-            PIE, "geomap", "Share by route", (12, 16, 12, 4),
+            MAP, "geomap", "Share by route", (12, 16, 12, 4),
             targets=[_target("sum by (route) (rate(http_requests_total[1m]))")],
         ),
         *extra_panels,

@@ -22,8 +22,8 @@ from tests.conftest import ROOT, free_port
 from tests.live_prometheus import (
     CHECKED,
     LATENCY,
+    MAP,
     NOTE,
-    PIE,
     POOL,
     POOL_AGAIN,
     RATE,
@@ -37,7 +37,7 @@ from tests.live_prometheus import (
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # The sample dashboard's drawn panels, in grid order (rows are headings, not images).
-SAMPLE_PANELS = [RATE, POOL, POOL_AGAIN, CHECKED, STATUS, ROUTES, LATENCY, NOTE, PIE]
+SAMPLE_PANELS = [RATE, POOL, POOL_AGAIN, CHECKED, STATUS, ROUTES, LATENCY, NOTE, MAP]
 
 
 def png_size(path: Path) -> tuple[int, int]:
