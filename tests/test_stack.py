@@ -96,10 +96,17 @@ def test_a_component_that_cannot_start_is_named_with_its_log(tmp_path: Path) -> 
     try:
         stack = Stack(tmp_path, components={"prometheus"})
         stack.ports = replace(stack.ports, prometheus=busy.getsockname()[1])
-        with pytest.raises(StackError, match=r"prometheus exited at start; its log"), stack:
+        port = busy.getsockname()[1]
+        with pytest.raises(StackError) as raised, stack:
             pass
     finally:
         busy.close()
+    message = str(raised.value)
+    assert message.startswith(
+        f"prometheus exited at start; its log ({tmp_path / 'logs' / 'prometheus.log'}):\n"
+    )
+    # The quoted log gives the reason.
+    assert f"listen tcp 127.0.0.1:{port}: bind: address already in use" in message
     assert _processes_mentioning(str(tmp_path)) == []
 
 
