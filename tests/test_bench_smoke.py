@@ -46,7 +46,9 @@ def test_overhead_quick_run_writes_every_variant(tmp_path: Path):
     for variants in in_process["by_routes"].values():
         assert set(variants["bare"]) == {"us_per_request"}
         for variant in INSTRUMENTED:
-            assert set(variants[variant]["overhead_us"]) == STATS
+            stats = variants[variant]["overhead_us"]
+            assert set(stats) == STATS
+            assert stats["min"] <= stats["p25"] <= stats["median"] <= stats["p75"] <= stats["max"]
     assert sorted(in_process["overhead_growth_us_from_few_to_many_routes"]) == INSTRUMENTED
     assert list(results["loopback"]["variants"]) == VARIANTS
     assert results["loopback"]["requests_per_round"] == 5
@@ -96,4 +98,5 @@ def test_pagination_benchmark_compares_offset_and_cursor(tmp_path: Path):
     assert sorted(results["median_ms_by_depth"]) == ["0", "2500"]
     for entry in results["median_ms_by_depth"].values():
         assert set(entry) == {"offset", "cursor", "offset_query", "cursor_query"}
+        assert all(ms > 0 for ms in entry.values()), entry
     assert "sqlite: seeded 3000 rows" in done.stdout
