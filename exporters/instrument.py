@@ -71,16 +71,21 @@ class Instrumentation:
 def metrics_endpoint(registry: CollectorRegistry) -> Callable[[Request], Response]:
     """``GET /metrics``: the registry, or every worker's values in multiprocess mode."""
     multiproc_dir = os.environ.get(MULTIPROC_ENV)
+    source: Any = registry
+    if multiproc_dir:
+        if not os.path.isdir(multiproc_dir):
+            raise ValueError(
+                f"{MULTIPROC_ENV}={multiproc_dir!r} is not a directory: create it (empty) "
+                "before starting the workers, or unset it to serve one process's metrics"
+            )
+        # Each worker writes its values to files in the directory; the collector keeps
+        # no state and reads them all at every scrape, so one is made here, not per scrape.
+        source = MultiProcessCollector(None, path=multiproc_dir)
     exposition = TextExposition()
 
     # A sync endpoint: Starlette runs it in the threadpool, so a large scrape does
     # not stall the event loop serving API requests.
     def metrics(request: Request) -> Response:
-        source: Any = registry
-        if multiproc_dir:
-            # Each worker writes its values to files in the directory; read them all.
-            source = CollectorRegistry()
-            MultiProcessCollector(source, path=multiproc_dir)
         return Response(exposition.render(source), media_type=CONTENT_TYPE)
 
     return metrics
@@ -123,6 +128,8 @@ def instrument(
     if getattr(app.state, "genonaut_instrumentation", None) is not None:
         raise RuntimeError("instrument(app): this app is already instrumented; call it once")
     registry = REGISTRY if registry is None else registry
+    # First: it refuses a bad PROMETHEUS_MULTIPROC_DIR before the app is changed.
+    endpoint = metrics_endpoint(registry)
     metrics = metrics_for(registry)
     instrumentation = Instrumentation(registry, metrics)
     slow = (
@@ -138,9 +145,7 @@ def instrument(
         excluded_paths=(metrics_path, *excluded_paths),
         log_requests=log_requests,
     )
-    app.add_route(
-        metrics_path, metrics_endpoint(registry), methods=["GET"], include_in_schema=False
-    )
+    app.add_route(metrics_path, endpoint, methods=["GET"], include_in_schema=False)
     # An API route: FastAPI records those in scope["route"], so the endpoint gets its label.
     app.add_api_route(
         frontend_path,
@@ -155,8 +160,11 @@ def instrument(
 
         for name, each in _engines(engine):
             db.instrument_engine(each, metrics=metrics, slow_query_seconds=slow, name=name)
-    if os.environ.get(MULTIPROC_ENV):
+    multiproc_dir = os.environ.get(MULTIPROC_ENV)
+    if multiproc_dir:
         # Live gauges (requests in progress) of a worker that exits must stop counting.
-        atexit.register(mark_process_dead, os.getpid())
+        # The pid is read at exit (a worker forked after this call has its own) and the
+        # directory now (the environment may have changed by then).
+        atexit.register(lambda: mark_process_dead(os.getpid(), multiproc_dir))
     app.state.genonaut_instrumentation = instrumentation
     return instrumentation

@@ -12,8 +12,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
+from exporters import instrument
+from tests.apps.driver import get
 from tests.conftest import ROOT, free_port
 
 REQUESTS = 400
@@ -109,3 +113,25 @@ def test_metrics_sum_requests_across_workers(two_workers: str) -> None:
         assert total(samples, "http_requests_in_progress") == 0
         # The scrapes themselves are not measured.
         assert total(samples, "http_requests_total", route="/metrics") == 0
+
+
+def test_a_multiprocess_dir_that_is_not_a_directory_is_refused_at_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    missing = tmp_path / "multiproc"
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(missing))
+    app = FastAPI()
+    with pytest.raises(ValueError) as error:
+        instrument(app, registry=CollectorRegistry())
+    assert str(error.value) == (
+        f"PROMETHEUS_MULTIPROC_DIR={str(missing)!r} is not a directory: create it (empty) "
+        "before starting the workers, or unset it to serve one process's metrics"
+    )
+    # Refused before anything was added: the app can still be instrumented once fixed.
+    assert app.user_middleware == []
+    missing.mkdir()
+    registry = CollectorRegistry()
+    instrument(app, registry=registry)
+    # An empty directory: no worker wrote values yet, so the scrape is empty.
+    response = get(app, "/metrics")[0]
+    assert (response.status_code, response.content) == (200, b"")
