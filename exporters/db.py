@@ -25,7 +25,6 @@ has nothing to divide by instead of dividing by zero.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import math
 import re
@@ -40,6 +39,7 @@ from sqlalchemy import event
 from sqlalchemy.pool import QueuePool
 
 from exporters import catalogue
+from exporters.context import FAULT_LOG_INTERVAL, current
 
 log = logging.getLogger("genonaut.db")
 
@@ -283,29 +283,17 @@ def _statements_for(metrics: catalogue.Metrics) -> _Statements:
         return found
 
 
-# --- Request context and fault reporting (exporters.context, when present) ---------
+# --- Fault reporting ------------------------------------------------------------------
 
-_context_lookups: list[Callable[[], Any] | None] = []
+# Its own clock, apart from the middleware's: a fault there must not hide one here.
 _last_fault = -math.inf
 
 
-def _current_request() -> Any:
-    """The current request's state from exporters.context, or None."""
-    if not _context_lookups:
-        try:
-            module = importlib.import_module("exporters.context")
-            _context_lookups.append(getattr(module, "current", None))
-        except ImportError:
-            _context_lookups.append(None)
-    lookup = _context_lookups[0]
-    return lookup() if lookup is not None else None
-
-
 def _fault(where: str) -> None:
-    """Log a failure inside a listener (at most once a minute); the query goes on."""
+    """Log a failure inside a listener (at most once per FAULT_LOG_INTERVAL); the query goes on."""
     global _last_fault
     now = time.monotonic()
-    if now - _last_fault >= 60.0:
+    if now - _last_fault >= FAULT_LOG_INTERVAL:
         _last_fault = now
         log.exception("database metrics failed in %s; the statement itself was not affected", where)
 
@@ -414,7 +402,7 @@ class _Instrumentation:
             "fingerprint": found.fingerprint,
             "duration_ms": duration_ms,
         }
-        request = _current_request()
+        request = current()
         if request is not None:
             extra["request_id"] = str(request.request_id)
             extra["route"] = str(request.route)
