@@ -377,10 +377,6 @@ def test_a_fault_in_a_listener_never_breaks_the_query(
 def test_async_engine_is_instrumented(
     tmp_path: Path, registry, metrics, caplog: pytest.LogCaptureFixture
 ) -> None:
-    pytest.importorskip("aiosqlite", reason="aiosqlite is not installed: pip install aiosqlite")
-    pytest.importorskip(
-        "greenlet", reason="SQLAlchemy asyncio needs greenlet: pip install greenlet"
-    )
     from sqlalchemy.ext.asyncio import create_async_engine
 
     from exporters import context
