@@ -22,7 +22,7 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,22 +30,21 @@ if __package__ in (None, ""):
     # Run as a file (python scripts/export_metrics.py): make the project importable.
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import config
 from scripts import grafana_json as gj
 from scripts.promapi import (
-    DEFAULT_URL,
     Prometheus,
     PrometheusUnreachable,
     QueryFailed,
     Series,
     Window,
+    add_range_options,
     join_time_options,
     parse_duration,
     rfc3339,
+    scrape_interval_of,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_DASHBOARDS = ROOT / "out" / "grafana" / "dashboards"
 CSV_COLUMNS = (
     "dashboard",
     "panel_id",
@@ -77,17 +76,6 @@ def _json_value(value: float) -> float | str:
 
 def _timestamp(t: float) -> int | float:
     return int(t) if t == int(t) else t
-
-
-def parse_vars(items: Sequence[str]) -> dict[str, list[str]]:
-    """``--var name=value`` options as {name: [values]}; repeat a name for several values."""
-    result: dict[str, list[str]] = {}
-    for item in items:
-        name, sep, value = item.partition("=")
-        if not sep or not name.strip():
-            raise ValueError(f"--var {item!r}: write it as NAME=VALUE, e.g. --var route=/health")
-        result.setdefault(name.strip().lstrip("$"), []).append(value)
-    return result
 
 
 class Export:
@@ -189,20 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Exit status: 0 exported; 1 a query or dashboard failed (nothing written); "
         "2 Prometheus unreachable or bad arguments.",
     )
-    parser.add_argument(
-        "--prometheus",
-        default=os.environ.get("PROMETHEUS_URL", DEFAULT_URL),
-        help=f"Prometheus base URL (default $PROMETHEUS_URL or {DEFAULT_URL})",
-    )
-    parser.add_argument(
-        "--start", default="-1h", help="RFC3339, Unix seconds, now or -1h/now-30m (default -1h)"
-    )
-    parser.add_argument("--end", default="now", help="same forms as --start (default now)")
-    parser.add_argument(
-        "--step",
-        default="auto",
-        help="resolution, e.g. 15s or 1m (default auto: about 300 points per series)",
-    )
+    add_range_options(parser)
     parser.add_argument(
         "--query",
         action="append",
@@ -217,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="PATH",
         help="dashboard JSON file or folder; repeatable "
-        f"(default {DEFAULT_DASHBOARDS.relative_to(ROOT)} when no --query is given)",
+        f"(default {gj.DEFAULT_DASHBOARDS.relative_to(ROOT)} when no --query is given)",
     )
     parser.add_argument(
         "--var",
@@ -227,22 +202,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="set a dashboard variable; repeat a name for several values "
         "(default: the saved selection, else All, else its first value)",
     )
-    parser.add_argument(
-        "--scrape-interval",
-        help="for $__rate_interval (default: Prometheus' global scrape_interval, else "
-        f"{config.CONFIG.intervals.scrape_interval})",
-    )
     parser.add_argument("--csv", metavar="FILE", help="write CSV here (- for stdout)")
     parser.add_argument("--json", metavar="FILE", help="write JSON here (- for stdout)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     return parser
-
-
-def scrape_interval_of(prom: Prometheus, option: str | None) -> float:
-    """The scrape interval for $__rate_interval: the option, Prometheus' config, or ours."""
-    if option:
-        return parse_duration(option)
-    return prom.scrape_interval() or parse_duration(config.CONFIG.intervals.scrape_interval)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -257,9 +220,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         window = Window.parse(args.start, args.end, args.step)
-        overrides = parse_vars(args.var)
+        overrides = gj.parse_vars(args.var)
         scrape_option = parse_duration(args.scrape_interval) if args.scrape_interval else None
-        paths = args.dashboards or ([] if args.query else [DEFAULT_DASHBOARDS])
+        paths = args.dashboards or ([] if args.query else [gj.DEFAULT_DASHBOARDS])
         boards = gj.load_dashboards(paths) if paths else []
     except ValueError as exc:
         parser.error(str(exc))
@@ -277,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
             f"Prometheus {version} at {prom.url}; {rfc3339(window.start)} .. "
             f"{rfc3339(window.end)}, step {window.step:g}s"
         )
-        interval = scrape_option or scrape_interval_of(prom, None)
+        interval = scrape_interval_of(prom, scrape_option)
         scope = {
             **gj.builtins(window, interval),
             **{name: gj.Value(tuple(values)) for name, values in overrides.items()},

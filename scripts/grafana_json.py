@@ -16,13 +16,15 @@ import json
 import math
 import re
 import sys
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from scripts.promapi import Prometheus, QueryFailed, Series, Window, format_duration
 
+# Where build.py writes the dashboards: the scripts' default input.
+DEFAULT_DASHBOARDS = Path(__file__).resolve().parent.parent / "out" / "grafana" / "dashboards"
 # Grafana's grid is 24 columns wide; a height unit is 30 pixels.
 GRID_COLUMNS = 24
 # Values a variable takes when nothing narrows it: every value.
@@ -313,6 +315,17 @@ _VARIABLE = re.compile(
     r"|\[\[(?P<old>\w+)(?::(?P<oformat>\w+))?\]\]"
     r"|\$(?P<plain>\w+)"
 )
+
+
+def parse_vars(items: Sequence[str]) -> dict[str, list[str]]:
+    """``--var name=value`` options as {name: [values]}; repeat a name for several values."""
+    result: dict[str, list[str]] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise ValueError(f"--var {item!r}: write it as NAME=VALUE, e.g. --var route=/health")
+        result.setdefault(name.strip().lstrip("$"), []).append(value)
+    return result
 
 
 def builtins(window: Window, scrape_interval: float) -> dict[str, Value]:

@@ -32,20 +32,19 @@ if __package__ in (None, ""):
 from build import swap_into_place
 from scripts import grafana_json as gj
 from scripts import panel_render as pr
-from scripts.export_metrics import parse_vars, scrape_interval_of
 from scripts.promapi import (
-    DEFAULT_URL,
     Prometheus,
     PrometheusUnreachable,
     QueryFailed,
     Window,
+    add_range_options,
     join_time_options,
     parse_duration,
     rfc3339,
+    scrape_interval_of,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_DASHBOARDS = ROOT / "out" / "grafana" / "dashboards"
 DEFAULT_OUT = ROOT / "out-preview"
 
 
@@ -247,11 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Exit status: 0 drawn; 1 a query failed (its panel shows the error) or a "
         "dashboard could not be read; 2 Prometheus unreachable or bad arguments.",
     )
-    parser.add_argument(
-        "--prometheus",
-        default=os.environ.get("PROMETHEUS_URL", DEFAULT_URL),
-        help=f"Prometheus base URL (default $PROMETHEUS_URL or {DEFAULT_URL})",
-    )
+    add_range_options(parser)
     parser.add_argument(
         "--dashboards",
         action="append",
@@ -259,7 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="PATH",
         help="dashboard JSON file or folder; repeatable "
-        f"(default {DEFAULT_DASHBOARDS.relative_to(ROOT)})",
+        f"(default {gj.DEFAULT_DASHBOARDS.relative_to(ROOT)})",
     )
     parser.add_argument(
         "--out",
@@ -268,20 +263,12 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"output folder (default {DEFAULT_OUT.relative_to(ROOT)})",
     )
     parser.add_argument(
-        "--start", default="-1h", help="RFC3339, Unix seconds, now or -1h (default -1h)"
-    )
-    parser.add_argument("--end", default="now", help="same forms as --start (default now)")
-    parser.add_argument(
-        "--step", default="auto", help="resolution, e.g. 15s (default auto: ~300 points)"
-    )
-    parser.add_argument(
         "--var",
         action="append",
         default=[],
         metavar="NAME=VALUE",
         help="set a dashboard variable; repeat a name for several values",
     )
-    parser.add_argument("--scrape-interval", help="for $__rate_interval (default: from Prometheus)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     return parser
 
@@ -292,12 +279,12 @@ def main(argv: list[str] | None = None) -> int:
     say = (lambda _m: None) if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
     try:
         window = Window.parse(args.start, args.end, args.step)
-        overrides = parse_vars(args.var)
+        overrides = gj.parse_vars(args.var)
         scrape_option = parse_duration(args.scrape_interval) if args.scrape_interval else None
     except ValueError as exc:
         parser.error(str(exc))
     try:
-        boards = gj.load_dashboards(args.dashboards or [DEFAULT_DASHBOARDS])
+        boards = gj.load_dashboards(args.dashboards or [gj.DEFAULT_DASHBOARDS])
     except gj.DashboardError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -311,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
     os.chmod(staging, 0o777 & ~umask)
     try:
         version = prom.check()
-        interval = scrape_option or scrape_interval_of(prom, None)
+        interval = scrape_interval_of(prom, scrape_option)
         say(f"Prometheus {version} at {prom.url}; {rfc3339(window.start)} .. {rfc3339(window.end)}")
         results = []
         for board in boards:

@@ -7,7 +7,9 @@ series = prom.query_range('rate(http_requests_total[1m])', window)
 
 from __future__ import annotations
 
+import argparse
 import math
+import os
 import re
 import time
 from dataclasses import dataclass, field
@@ -269,3 +271,33 @@ def _short_reason(exc: requests.ConnectionError) -> str:
         if known in text:
             return known.lower()
     return text.split(": ")[-1].rstrip(")'\"") or "connection failed"
+
+
+def add_range_options(parser: argparse.ArgumentParser) -> None:
+    """--prometheus, --start, --end, --step and --scrape-interval, as the scripts share them."""
+    parser.add_argument(
+        "--prometheus",
+        default=os.environ.get("PROMETHEUS_URL", DEFAULT_URL),
+        help=f"Prometheus base URL (default $PROMETHEUS_URL or {DEFAULT_URL})",
+    )
+    parser.add_argument(
+        "--start", default="-1h", help="RFC3339, Unix seconds, now or -1h/now-30m (default -1h)"
+    )
+    parser.add_argument("--end", default="now", help="same forms as --start (default now)")
+    parser.add_argument(
+        "--step",
+        default="auto",
+        help="resolution, e.g. 15s or 1m (default auto: about 300 points per series)",
+    )
+    parser.add_argument(
+        "--scrape-interval",
+        help="for $__rate_interval (default: Prometheus' global scrape_interval, else "
+        f"{config.CONFIG.intervals.scrape_interval})",
+    )
+
+
+def scrape_interval_of(prom: Prometheus, option: float | None) -> float:
+    """The scrape interval for $__rate_interval: the option, Prometheus' config, or ours."""
+    if option:
+        return option
+    return prom.scrape_interval() or parse_duration(config.CONFIG.intervals.scrape_interval)
