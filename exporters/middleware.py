@@ -283,10 +283,12 @@ class MetricsMiddleware:
                     message = {**message, "headers": headers}
             await send(message)
 
+        # Set only once inc() succeeded: a failed increment must not be decremented.
         in_progress = None
         try:
-            in_progress = recorder.in_progress(method)
-            in_progress.inc()
+            gauge = recorder.in_progress(method)
+            gauge.inc()
+            in_progress = gauge
         except Exception:
             report_fault("MetricsMiddleware (start)")
         token = _current.set(state)

@@ -263,7 +263,7 @@ def test_a_failing_metric_never_fails_the_request(
 
 
 def test_a_failing_gauge_at_request_start_never_fails_the_request(
-    registry: CollectorRegistry, monkeypatch: pytest.MonkeyPatch
+    registry: CollectorRegistry, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     app = items_app()
     instrumentation = instrument(app, registry=registry)
@@ -274,7 +274,16 @@ def test_a_failing_gauge_at_request_start_never_fails_the_request(
         raise RuntimeError("gauge is broken")
 
     monkeypatch.setattr(type(gauge.labels("GET")), "inc", broken)
-    assert get(app, "/items/1")[0].status_code == 200
+    with caplog.at_level(logging.ERROR, logger="genonaut.exporters"):
+        response = get(app, "/items/1")[0]
+    assert (response.status_code, response.json()) == (200, {"id": 1})
+    faults = [r.getMessage() for r in caplog.records if r.name == "genonaut.exporters"]
+    assert len(faults) == 1
+    assert faults[0].startswith("metrics recording failed in MetricsMiddleware (start);")
+    # The rest of the request is still recorded, and the gauge is not decremented
+    # for an increment that never happened.
+    assert requests_total(registry, "GET", "/items/{item_id}", "200") == 1
+    assert registry.get_sample_value("http_requests_in_progress", {"method": "GET"}) == 0
 
 
 def test_request_id_is_echoed_when_safe_and_generated_otherwise(
@@ -320,7 +329,9 @@ def test_instrumenting_one_app_twice_is_refused(registry: CollectorRegistry) -> 
 
 def test_custom_registry_gets_process_metrics(registry: CollectorRegistry) -> None:
     instrument(items_app(), registry=registry)
-    assert registry.get_sample_value("process_cpu_seconds_total") is not None
+    # This process has run the test suite so far: it has used CPU and holds memory.
+    assert (registry.get_sample_value("process_cpu_seconds_total") or 0) > 0
+    assert (registry.get_sample_value("process_resident_memory_bytes") or 0) > 1_000_000
 
 
 def test_engine_is_handed_to_the_database_listeners(
