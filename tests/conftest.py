@@ -1,10 +1,9 @@
-"""Shared fixtures: system tools, free ports, a fresh registry per test."""
+"""Shared fixtures: system tools, free ports (from scripts.stack), a fresh registry per test."""
 
 from __future__ import annotations
 
 import os
 import shutil
-import socket
 import sys
 from pathlib import Path
 
@@ -15,12 +14,12 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+import build  # noqa: E402  (needs ROOT on sys.path)
+from scripts.stack import free_port as free_port  # noqa: E402  (re-exported for tests)
+
 # Debian package that provides each system tool the tests use.
 TOOL_PACKAGES = {
-    "prometheus": "prometheus",
-    "promtool": "prometheus",
-    "prometheus-alertmanager": "prometheus-alertmanager",
-    "amtool": "prometheus-alertmanager",
+    **build.TOOL_PACKAGES,
     "docker-compose": "docker-compose",
     "initdb": "postgresql",
     "pg_ctl": "postgresql",
@@ -42,13 +41,6 @@ def require_tool(name: str) -> str:
             pytest.fail(f"CI must have {name}: {reason}")
         pytest.skip(reason)
     return path
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture
