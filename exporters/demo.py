@@ -333,7 +333,7 @@ def decode_cursor(token: str) -> tuple[datetime, int]:
     if not (isinstance(value, list) and len(value) == 3):
         raise CursorError("cursor has the wrong shape")
     version, created_at, item_id = value
-    if version != CURSOR_VERSION:
+    if type(version) is not int or version != CURSOR_VERSION:
         raise CursorError(
             f"cursor version {version!r} is not supported (expected {CURSOR_VERSION})"
         )
@@ -343,9 +343,13 @@ def decode_cursor(token: str) -> tuple[datetime, int]:
     if not 0 < item_id <= MAX_ITEM_ID:
         raise CursorError("cursor has the wrong shape")
     try:
-        return datetime.fromisoformat(created_at), item_id
+        position = datetime.fromisoformat(created_at)
     except ValueError:
         raise CursorError("cursor holds an invalid timestamp") from None
+    # Issued cursors hold naive UTC timestamps, as the table does; an offset means tampering.
+    if position.tzinfo is not None:
+        raise CursorError("cursor holds an invalid timestamp")
+    return position, item_id
 
 
 # --- Caches ---------------------------------------------------------------------------

@@ -282,6 +282,8 @@ def _token(value: Any) -> str:
         ([1, "2024-01-01T00:00:00"], "cursor has the wrong shape"),
         ([2, "2024-01-01T00:00:00", 5], "cursor version 2 is not supported (expected 1)"),
         ([1, "yesterday", 5], "cursor holds an invalid timestamp"),
+        ([1, "2024-01-01T00:00:00+05:00", 5], "cursor holds an invalid timestamp"),
+        ([1.0, "2024-01-01T00:00:00", 5], "cursor version 1.0 is not supported (expected 1)"),
         ([1, "2024-01-01T00:00:00", "5"], "cursor has the wrong shape"),
         ([1, "2024-01-01T00:00:00", -5], "cursor has the wrong shape"),
         ([1, "2024-01-01T00:00:00", True], "cursor has the wrong shape"),
