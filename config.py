@@ -201,6 +201,23 @@ COMPOSE_CONFIG = replace(
 PROFILES: dict[str, Config] = {"default": CONFIG, "test": TEST_CONFIG, "compose": COMPOSE_CONFIG}
 
 
+def fmt_seconds(value: float) -> str:
+    """A threshold in seconds as people say it: ``0.25 -> "250ms"``, ``1.0 -> "1s"``."""
+    if value < 1:
+        return f"{value * 1000:g}ms"
+    return f"{value:g}s"
+
+
+def fmt_ratio(value: float) -> str:
+    """A ratio as a percentage: ``0.05 -> "5%"``."""
+    return f"{value * 100:g}%"
+
+
+def fmt_number(value: float) -> str:
+    """A plain threshold number: ``0.1 -> "0.1"``, ``0.0 -> "0"``."""
+    return f"{value:g}"
+
+
 def profile(name: str) -> Config:
     """Return the named profile, or raise with the names that exist."""
     try:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import config
 from alerts import recording
 from alerts.factories import above
-from alerts.model import Alert, Group, Panel, fmt_number, fmt_ratio, fmt_seconds
+from alerts.model import Alert, Group, Panel
 from alerts.promql import job_selector, series
+from config import fmt_number, fmt_ratio, fmt_seconds
 from exporters import catalogue as c
 
 # DatabaseSlowQueries' ``signal`` label says which of its two conditions holds.

@@ -5,7 +5,8 @@ from __future__ import annotations
 import config
 from alerts import recording
 from alerts.factories import above
-from alerts.model import Alert, Group, Panel, fmt_ratio, fmt_seconds
+from alerts.model import Alert, Group, Panel
+from config import fmt_ratio, fmt_seconds
 
 
 def alerts(cfg: config.Config) -> list[Alert]:

@@ -143,20 +143,3 @@ def duration(total_seconds: float) -> str:
         if count:
             out.append(f"{count}{unit}")
     return "".join(out)
-
-
-def fmt_seconds(value: float) -> str:
-    """A threshold in seconds as people say it: ``0.25 -> "250ms"``, ``1.0 -> "1s"``."""
-    if value < 1:
-        return f"{value * 1000:g}ms"
-    return f"{value:g}s"
-
-
-def fmt_ratio(value: float) -> str:
-    """A ratio as a percentage: ``0.05 -> "5%"``."""
-    return f"{value * 100:g}%"
-
-
-def fmt_number(value: float) -> str:
-    """A plain threshold number: ``0.1 -> "0.1"``, ``0.0 -> "0"``."""
-    return f"{value:g}"

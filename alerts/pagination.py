@@ -5,8 +5,9 @@ from __future__ import annotations
 import config
 from alerts import recording
 from alerts.factories import above
-from alerts.model import Alert, Group, Panel, fmt_seconds
+from alerts.model import Alert, Group, Panel
 from alerts.promql import deep_offset_matcher
+from config import fmt_seconds
 
 
 def alerts(cfg: config.Config) -> list[Alert]:

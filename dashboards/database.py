@@ -10,6 +10,7 @@ from __future__ import annotations
 import grafanalib.core as g
 
 import config
+from config import fmt_number, fmt_ratio, fmt_seconds
 from dashboards import common as c
 from exporters import catalogue as m
 
@@ -26,7 +27,7 @@ def query_time(cfg: config.Config) -> g.Panel:
     return c.timeseries(
         "Query time",
         "Statement execution time percentiles over all operations and tables. Above the "
-        f"dashed line ({cfg.thresholds.db_query_p95_seconds:g}s) at p95 for "
+        f"dashed line ({fmt_seconds(cfg.thresholds.db_query_p95_seconds)}) at p95 for "
         f"{cfg.durations.database_slow_queries} fires DatabaseSlowQueries.",
         [
             c.Query(c.quantile(q, m.DB_QUERY_DURATION), f"p{round(q * 100)}")
@@ -42,7 +43,7 @@ def query_time_by_statement(cfg: config.Config) -> g.Panel:
         "Query time p95 by operation and table",
         "95th percentile statement time per SQL operation and main table: find which "
         "statement got slow. Dashed line: the DatabaseSlowQueries threshold "
-        f"({cfg.thresholds.db_query_p95_seconds:g}s).",
+        f"({fmt_seconds(cfg.thresholds.db_query_p95_seconds)}).",
         [c.Query(c.quantile(0.95, m.DB_QUERY_DURATION, by=STATEMENT), LEGEND)],
         unit="s",
         steps=c.above(cfg.thresholds.db_query_p95_seconds),
@@ -77,9 +78,9 @@ def slow_queries(cfg: config.Config) -> g.Panel:
     return c.timeseries(
         "Slow queries",
         "Statements per second slower than the exporter's slow-query threshold "
-        f"({cfg.thresholds.slow_query_seconds:g}s by default); each is also logged by "
+        f"({fmt_seconds(cfg.thresholds.slow_query_seconds)} by default); each is also logged by "
         "genonaut.db with its fingerprint. Above the dashed line "
-        f"({cfg.thresholds.slow_queries_per_second:g}/s) DatabaseSlowQueries fires.",
+        f"({fmt_number(cfg.thresholds.slow_queries_per_second)}/s) DatabaseSlowQueries fires.",
         [c.Query(c.sum_by(STATEMENT, c.or_zero(c.rate(m.DB_SLOW_QUERIES), _statements())), LEGEND)],
         unit="ops",
         steps=c.above(cfg.thresholds.slow_queries_per_second),
@@ -90,7 +91,7 @@ def query_errors(cfg: config.Config) -> g.Panel:
     return c.timeseries(
         "Query errors",
         "Statements per second that raised an error, per operation and table. Anything "
-        f"above {cfg.thresholds.db_errors_per_second:g}/s for "
+        f"above {fmt_number(cfg.thresholds.db_errors_per_second)}/s for "
         f"{cfg.durations.database_query_errors} fires DatabaseQueryErrors.",
         [c.Query(c.sum_by(STATEMENT, c.or_zero(c.rate(m.DB_QUERY_ERRORS), _statements())), LEGEND)],
         unit="ops",
@@ -128,7 +129,7 @@ def pool_saturation(cfg: config.Config) -> g.Panel:
     return c.timeseries(
         "Pool saturation",
         "Checked-out connections as a share of everything the pool may open (size + max "
-        f"overflow). Above the dashed line ({cfg.thresholds.pool_saturation_ratio:.0%}) for "
+        f"overflow). Above the dashed line ({fmt_ratio(cfg.thresholds.pool_saturation_ratio)}) for "
         f"{cfg.durations.database_pool_near_exhaustion} fires DatabasePoolNearExhaustion.",
         [c.Query(_saturation(), "{{pool}}")],
         unit="percentunit",
@@ -141,7 +142,7 @@ def pool_saturation_now(cfg: config.Config) -> g.Panel:
     return c.gauge(
         "Pool saturation now",
         "Current share of the pool's capacity in use; red from "
-        f"{cfg.thresholds.pool_saturation_ratio:.0%} (DatabasePoolNearExhaustion).",
+        f"{fmt_ratio(cfg.thresholds.pool_saturation_ratio)} (DatabasePoolNearExhaustion).",
         c.Query(_saturation(), "{{pool}}"),
         unit="percentunit",
         steps=c.above(cfg.thresholds.pool_saturation_ratio),
@@ -163,7 +164,7 @@ def cache_hit_rate(cfg: config.Config) -> g.Panel:
     return c.timeseries(
         "Server cache hit rate",
         "Share of server-side cache lookups that hit, per cache. Below the dashed line "
-        f"({cfg.thresholds.cache_hit_ratio_min:.0%}) most reads go to the database.",
+        f"({fmt_ratio(cfg.thresholds.cache_hit_ratio_min)}) most reads go to the database.",
         [c.Query(c.ratio(m.CACHE_REQUESTS, 'result="hit"', by=("cache",)), "{{cache}}")],
         unit="percentunit",
         steps=c.below(cfg.thresholds.cache_hit_ratio_min),

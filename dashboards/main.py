@@ -10,6 +10,7 @@ from __future__ import annotations
 import grafanalib.core as g
 
 import config
+from config import fmt_ratio, fmt_seconds
 from dashboards import common as c
 from exporters import catalogue as m
 
@@ -32,7 +33,7 @@ def response_time(cfg: config.Config) -> g.Panel:
         "Response time",
         "Response time percentiles over all selected routes, from the request-duration "
         f"histogram. The dashed line is the p95 alert threshold "
-        f"({cfg.thresholds.latency_p95_seconds:g}s, ApiHighLatency).",
+        f"({fmt_seconds(cfg.thresholds.latency_p95_seconds)}, ApiHighLatency).",
         [
             c.Query(c.quantile(q, m.HTTP_REQUEST_DURATION, route=True), f"p{round(q * 100)}")
             for q in (0.5, 0.95, 0.99)
@@ -46,7 +47,7 @@ def response_time_by_route(cfg: config.Config) -> g.Panel:
     return c.timeseries(
         "p95 response time by route",
         "95th percentile response time of each route. A route above the dashed line "
-        f"({cfg.thresholds.latency_p95_seconds:g}s) for "
+        f"({fmt_seconds(cfg.thresholds.latency_p95_seconds)}) for "
         f"{cfg.durations.api_high_latency} fires ApiHighLatency.",
         [c.Query(c.quantile(0.95, m.HTTP_REQUEST_DURATION, by=HTTP, route=True), "{{route}}")],
         unit="s",
@@ -62,7 +63,7 @@ def error_ratio(cfg: config.Config) -> g.Panel:
     return c.timeseries(
         "Error rate",
         "Share of responses with a 5xx status, overall and per route. Above the dashed "
-        f"line ({cfg.thresholds.error_ratio:.0%}) for {cfg.durations.api_high_error_rate} "
+        f"line ({fmt_ratio(cfg.thresholds.error_ratio)}) for {cfg.durations.api_high_error_rate} "
         "fires ApiHighErrorRate. 4xx responses are client mistakes and do not count.",
         [c.Query(_error_ratio(), "all routes"), c.Query(_error_ratio(HTTP), "{{route}}")],
         unit="percentunit",
@@ -74,7 +75,7 @@ def error_ratio(cfg: config.Config) -> g.Panel:
 def error_ratio_now(cfg: config.Config) -> g.Panel:
     return c.stat(
         "5xx ratio",
-        f"Share of 5xx responses right now; red from {cfg.thresholds.error_ratio:.0%}, "
+        f"Share of 5xx responses right now; red from {fmt_ratio(cfg.thresholds.error_ratio)}, "
         "the ApiHighErrorRate threshold.",
         _error_ratio(),
         unit="percentunit",
@@ -95,7 +96,7 @@ def p95_now(cfg: config.Config) -> g.Panel:
     return c.stat(
         "p95 response time",
         "95th percentile response time over all selected routes; red from "
-        f"{cfg.thresholds.latency_p95_seconds:g}s, the ApiHighLatency threshold.",
+        f"{fmt_seconds(cfg.thresholds.latency_p95_seconds)}, the ApiHighLatency threshold.",
         c.quantile(0.95, m.HTTP_REQUEST_DURATION, route=True),
         unit="s",
         steps=c.above(cfg.thresholds.latency_p95_seconds),
@@ -168,7 +169,7 @@ def db_summary(cfg: config.Config) -> g.Panel:
     return c.timeseries(
         "Database query time p95 by operation",
         "95th percentile statement time per SQL operation. Above the dashed line "
-        f"({cfg.thresholds.db_query_p95_seconds:g}s) for "
+        f"({fmt_seconds(cfg.thresholds.db_query_p95_seconds)}) for "
         f"{cfg.durations.database_slow_queries} fires DatabaseSlowQueries. "
         "Details: the database dashboard.",
         [
@@ -187,7 +188,7 @@ def pagination_summary(cfg: config.Config) -> g.Panel:
         "Pagination query time p95 by mode",
         "95th percentile time of the query that fetches one page, offset vs cursor. "
         "Above the dashed line "
-        f"({cfg.thresholds.pagination_query_p95_seconds:g}s) for "
+        f"({fmt_seconds(cfg.thresholds.pagination_query_p95_seconds)}) for "
         f"{cfg.durations.pagination_slow_queries} fires PaginationSlowQueries. "
         "Details: the pagination dashboard.",
         [

@@ -11,6 +11,7 @@ import grafanalib.core as g
 
 import config
 from alerts.promql import deep_offset_matcher
+from config import fmt_ratio, fmt_seconds
 from dashboards import common as c
 from exporters import catalogue as m
 
@@ -20,7 +21,7 @@ def query_time_by_page_size(cfg: config.Config) -> g.Panel:
         "Pagination query time",
         "95th percentile time of the database query that fetches one page, per page-size "
         "class. Bigger pages cost more rows; above the dashed line "
-        f"({cfg.thresholds.pagination_query_p95_seconds:g}s) for "
+        f"({fmt_seconds(cfg.thresholds.pagination_query_p95_seconds)}) for "
         f"{cfg.durations.pagination_slow_queries} fires PaginationSlowQueries.",
         [
             c.Query(
@@ -39,7 +40,7 @@ def response_time_by_offset(cfg: config.Config) -> g.Panel:
         "95th percentile duration of offset-paginated requests per offset range. OFFSET "
         "makes the database skip rows, so deep pages get slower; at offsets from "
         f"{cfg.thresholds.deep_offset_min:,} above the dashed line "
-        f"({cfg.thresholds.deep_offset_p95_seconds:g}s) for "
+        f"({fmt_seconds(cfg.thresholds.deep_offset_p95_seconds)}) for "
         f"{cfg.durations.pagination_deep_offset_slow} fires PaginationDeepOffsetSlow.",
         [
             c.Query(
@@ -166,7 +167,8 @@ def expensive_queries(cfg: config.Config) -> g.Panel:
         "Most expensive pagination queries",
         "Route and offset range pairs ranked by the 95th percentile time of their page "
         "query over the dashboard's time range, slowest first (top 10). Red rows are above "
-        f"the PaginationSlowQueries threshold ({cfg.thresholds.pagination_query_p95_seconds:g}s).",
+        "the PaginationSlowQueries threshold "
+        f"({fmt_seconds(cfg.thresholds.pagination_query_p95_seconds)}).",
         c.Query(f"topk(10, {p95} > 0)", "", instant=True, table=True),
         unit="s",
         steps=c.above(cfg.thresholds.pagination_query_p95_seconds),
@@ -187,7 +189,7 @@ def frontend_cache(cfg: config.Config) -> g.Panel:
     return c.timeseries(
         "Frontend cache hit rate",
         "Share of frontend page-cache lookups that hit, per cache, as reported by browsers. "
-        f"Below the dashed line ({cfg.thresholds.cache_hit_ratio_min:.0%}) the cache "
+        f"Below the dashed line ({fmt_ratio(cfg.thresholds.cache_hit_ratio_min)}) the cache "
         "saves little.",
         [c.Query(c.ratio(m.FRONTEND_CACHE_REQUESTS, 'result="hit"', by=("cache",)), "{{cache}}")],
         unit="percentunit",
@@ -200,7 +202,7 @@ def prefetch_efficiency(cfg: config.Config) -> g.Panel:
     return c.timeseries(
         "Prefetch efficiency",
         "Share of prefetched pages the user then opened, per cache. Below the dashed line "
-        f"({cfg.thresholds.prefetch_efficiency_min:.0%}) most prefetches are wasted "
+        f"({fmt_ratio(cfg.thresholds.prefetch_efficiency_min)}) most prefetches are wasted "
         "requests.",
         [c.Query(c.ratio(m.FRONTEND_PREFETCHES, 'outcome="used"', by=("cache",)), "{{cache}}")],
         unit="percentunit",

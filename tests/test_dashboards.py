@@ -713,3 +713,23 @@ def test_a_broken_datasources_file_is_reported_by_name_not_raised(tmp_path: Path
         p.startswith("grafana/provisioning/datasources/datasources.yaml: cannot be read as YAML")
         for p in problems
     ), problems
+
+
+def test_each_alerts_panel_states_its_threshold_in_the_words_of_the_alerts_summary(
+    boards: dict[str, Board],
+) -> None:
+    """The threshold a panel draws is quoted, formatted the same way, by it and its alert."""
+    formats = (config.fmt_seconds, config.fmt_ratio, config.fmt_number)
+    checked = []
+    for alert in alerts.all_alerts(CFG):
+        if alert.panel is None or alert.panel.title is None:
+            continue
+        shown = panel(boards[alert.panel.dashboard], alert.panel.title)
+        drawn = [step["value"] for step in steps(shown) if step["value"] is not None]
+        if not drawn or not any(ch.isdigit() for ch in alert.summary):
+            continue  # e.g. ApiTargetDown: its summary quotes no number
+        words = [fmt(drawn[0]) for fmt in formats if fmt(drawn[0]) in alert.summary]
+        assert words, (alert.name, drawn[0], alert.summary)
+        assert words[0] in shown["description"], (alert.name, words[0], shown["description"])
+        checked.append(alert.name)
+    assert len(checked) >= 6, checked
