@@ -19,6 +19,7 @@ from typing import Any, TypeAlias
 import attr
 import grafanalib.core as g
 
+import config
 from alerts.promql import series
 from exporters import catalogue
 from exporters.catalogue import MetricSpec
@@ -522,6 +523,60 @@ def label_variable(
         description,
         **kw,
     )
+
+
+def share_per_cache(
+    title: str, description: str, spec: MetricSpec, part: str, minimum: float
+) -> g.Panel:
+    """The share of ``spec``'s events matching ``part``, per cache; red below ``minimum``."""
+    return timeseries(
+        title,
+        description,
+        [Query(ratio(spec, part, by=("cache",)), "{{cache}}")],
+        unit="percentunit",
+        steps=below(minimum),
+        max_value=1,
+    )
+
+
+def bucket_bars(title: str, description: str, spec: MetricSpec) -> g.Panel:
+    """Requests per bucket of histogram ``spec`` over the dashboard's time range."""
+    return bars(
+        title,
+        description,
+        Query(
+            sum_by(("le",), increase(spec, suffix="_bucket", route=True)),
+            "{{le}}",
+            instant=True,
+            heatmap=True,
+        ),
+        unit="short",
+    )
+
+
+def api_variables(
+    cfg: config.Config, spec: MetricSpec, *, suffix: str = "", route: str | None = None
+) -> list[Variable]:
+    """Datasource, job and instance variables (and route, described by ``route``) from ``spec``."""
+    variables = [
+        datasource_variable(cfg.grafana.prometheus_uid, cfg.grafana.prometheus_name),
+        label_variable(
+            "job", spec, "Prometheus job of the API.", suffix=suffix, current=cfg.targets.job
+        ),
+        label_variable(
+            "instance",
+            spec,
+            "API instances (host:port) to include.",
+            'job="$job"',
+            suffix=suffix,
+            include_all=True,
+        ),
+    ]
+    if route is not None:
+        variables.append(
+            label_variable("route", spec, route, 'job="$job"', suffix=suffix, include_all=True)
+        )
+    return variables
 
 
 # --- layout -----------------------------------------------------------------------

@@ -161,14 +161,13 @@ def checkout_timeouts(cfg: config.Config) -> g.Panel:
 
 
 def cache_hit_rate(cfg: config.Config) -> g.Panel:
-    return c.timeseries(
+    return c.share_per_cache(
         "Server cache hit rate",
         "Share of server-side cache lookups that hit, per cache. Below the dashed line "
         f"({fmt_ratio(cfg.thresholds.cache_hit_ratio_min)}) most reads go to the database.",
-        [c.Query(c.ratio(m.CACHE_REQUESTS, 'result="hit"', by=("cache",)), "{{cache}}")],
-        unit="percentunit",
-        steps=c.below(cfg.thresholds.cache_hit_ratio_min),
-        max_value=1,
+        m.CACHE_REQUESTS,
+        'result="hit"',
+        cfg.thresholds.cache_hit_ratio_min,
     )
 
 
@@ -177,26 +176,7 @@ def dashboard(cfg: config.Config) -> g.Dashboard:
     return g.Dashboard(
         title="Genonaut: database performance",
         description="Statement time, rate, slow queries, errors, the pool and caches.",
-        templating=g.Templating(
-            [
-                c.datasource_variable(cfg.grafana.prometheus_uid, cfg.grafana.prometheus_name),
-                c.label_variable(
-                    "job",
-                    m.DB_QUERY_DURATION,
-                    "Prometheus job of the API.",
-                    suffix="_count",
-                    current=cfg.targets.job,
-                ),
-                c.label_variable(
-                    "instance",
-                    m.DB_QUERY_DURATION,
-                    "API instances (host:port) to include.",
-                    'job="$job"',
-                    suffix="_count",
-                    include_all=True,
-                ),
-            ]
-        ),
+        templating=g.Templating(c.api_variables(cfg, m.DB_QUERY_DURATION, suffix="_count")),
         panels=c.layout(
             c.row(8, (query_time(cfg), 12), (query_time_by_statement(cfg), 12)),
             c.row(8, (query_time_heatmap(cfg), 12), (query_rate(cfg), 12)),

@@ -218,26 +218,7 @@ def dashboard(cfg: config.Config) -> g.Dashboard:
         title="Genonaut: main development",
         description="Traffic, latency, errors and saturation of the Genonaut API.",
         templating=g.Templating(
-            [
-                c.datasource_variable(cfg.grafana.prometheus_uid, cfg.grafana.prometheus_name),
-                c.label_variable(
-                    "job", m.HTTP_REQUESTS, "Prometheus job of the API.", current=cfg.targets.job
-                ),
-                c.label_variable(
-                    "instance",
-                    m.HTTP_REQUESTS,
-                    "API instances (host:port) to include.",
-                    'job="$job"',
-                    include_all=True,
-                ),
-                c.label_variable(
-                    "route",
-                    m.HTTP_REQUESTS,
-                    "Route templates to include.",
-                    'job="$job"',
-                    include_all=True,
-                ),
-            ]
+            c.api_variables(cfg, m.HTTP_REQUESTS, route="Route templates to include.")
         ),
         panels=c.layout(
             c.row(4, requests_now(cfg), error_ratio_now(cfg), p95_now(cfg), targets_up(cfg)),

@@ -93,32 +93,20 @@ def requests_by_mode(cfg: config.Config) -> g.Panel:
 
 
 def page_size_distribution(cfg: config.Config) -> g.Panel:
-    return c.bars(
+    return c.bucket_bars(
         "Page size distribution",
         "How many requests asked for each page size (upper bucket bound of the requested "
         "page size) over the dashboard's time range.",
-        c.Query(
-            c.sum_by(("le",), c.increase(m.PAGINATION_PAGE_SIZE, suffix="_bucket", route=True)),
-            "{{le}}",
-            instant=True,
-            heatmap=True,
-        ),
-        unit="short",
+        m.PAGINATION_PAGE_SIZE,
     )
 
 
 def most_requested_pages(cfg: config.Config) -> g.Panel:
-    return c.bars(
+    return c.bucket_bars(
         "Most requested pages",
         "Requests per page number (upper bucket bound; 1 is the first page) over the "
         "dashboard's time range. Most traffic should be on the first pages.",
-        c.Query(
-            c.sum_by(("le",), c.increase(m.PAGINATION_PAGE_NUMBER, suffix="_bucket", route=True)),
-            "{{le}}",
-            instant=True,
-            heatmap=True,
-        ),
-        unit="short",
+        m.PAGINATION_PAGE_NUMBER,
     )
 
 
@@ -186,28 +174,26 @@ def items_returned(cfg: config.Config) -> g.Panel:
 
 
 def frontend_cache(cfg: config.Config) -> g.Panel:
-    return c.timeseries(
+    return c.share_per_cache(
         "Frontend cache hit rate",
         "Share of frontend page-cache lookups that hit, per cache, as reported by browsers. "
         f"Below the dashed line ({fmt_ratio(cfg.thresholds.cache_hit_ratio_min)}) the cache "
         "saves little.",
-        [c.Query(c.ratio(m.FRONTEND_CACHE_REQUESTS, 'result="hit"', by=("cache",)), "{{cache}}")],
-        unit="percentunit",
-        steps=c.below(cfg.thresholds.cache_hit_ratio_min),
-        max_value=1,
+        m.FRONTEND_CACHE_REQUESTS,
+        'result="hit"',
+        cfg.thresholds.cache_hit_ratio_min,
     )
 
 
 def prefetch_efficiency(cfg: config.Config) -> g.Panel:
-    return c.timeseries(
+    return c.share_per_cache(
         "Prefetch efficiency",
         "Share of prefetched pages the user then opened, per cache. Below the dashed line "
         f"({fmt_ratio(cfg.thresholds.prefetch_efficiency_min)}) most prefetches are wasted "
         "requests.",
-        [c.Query(c.ratio(m.FRONTEND_PREFETCHES, 'outcome="used"', by=("cache",)), "{{cache}}")],
-        unit="percentunit",
-        steps=c.below(cfg.thresholds.prefetch_efficiency_min),
-        max_value=1,
+        m.FRONTEND_PREFETCHES,
+        'outcome="used"',
+        cfg.thresholds.prefetch_efficiency_min,
     )
 
 
@@ -217,32 +203,12 @@ def dashboard(cfg: config.Config) -> g.Dashboard:
         title="Genonaut: pagination performance",
         description="Cost of paginated reads by page size, offset depth and mode.",
         templating=g.Templating(
-            [
-                c.datasource_variable(cfg.grafana.prometheus_uid, cfg.grafana.prometheus_name),
-                c.label_variable(
-                    "job",
-                    m.PAGINATION_REQUEST_DURATION,
-                    "Prometheus job of the API.",
-                    suffix="_count",
-                    current=cfg.targets.job,
-                ),
-                c.label_variable(
-                    "instance",
-                    m.PAGINATION_REQUEST_DURATION,
-                    "API instances (host:port) to include.",
-                    'job="$job"',
-                    suffix="_count",
-                    include_all=True,
-                ),
-                c.label_variable(
-                    "route",
-                    m.PAGINATION_REQUEST_DURATION,
-                    "Paginated route templates to include.",
-                    'job="$job"',
-                    suffix="_count",
-                    include_all=True,
-                ),
-            ]
+            c.api_variables(
+                cfg,
+                m.PAGINATION_REQUEST_DURATION,
+                suffix="_count",
+                route="Paginated route templates to include.",
+            )
         ),
         panels=c.layout(
             c.row(8, (query_time_by_page_size(cfg), 12), (response_time_by_offset(cfg), 12)),
