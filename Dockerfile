@@ -11,14 +11,17 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
-# Only what the package needs (pyproject's packages and its readme); the project is
-# installed as a wheel, so nothing of the source tree stays in the image.
+# Only what the package needs: genonaut_monitoring/ (whose subpackages link to the
+# top-level folders), those folders, and the files pyproject.toml names. The project is
+# installed as a wheel with the demo's extras, so nothing of the source tree stays.
 WORKDIR /src
-COPY pyproject.toml README.md config.py ./
+COPY pyproject.toml README.md RUNBOOK.md ./
+COPY genonaut_monitoring/ genonaut_monitoring/
 COPY exporters/ exporters/
 COPY dashboards/ dashboards/
 COPY alerts/ alerts/
-RUN pip install ".[postgres]" && rm -rf /src
+COPY provisioning/ provisioning/
+RUN pip install ".[demo,postgres]" && rm -rf /src
 
 RUN useradd --system --uid 10001 --create-home --home-dir /home/genonaut genonaut
 USER genonaut
@@ -30,4 +33,4 @@ EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=5 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/health', timeout=3)"]
 # The API writes its own JSON access line per request; uvicorn's would repeat it as text.
-CMD ["uvicorn", "exporters.demo:app", "--host", "0.0.0.0", "--port", "8000", "--no-access-log"]
+CMD ["uvicorn", "genonaut_monitoring.exporters.demo:app", "--host", "0.0.0.0", "--port", "8000", "--no-access-log"]

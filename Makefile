@@ -39,7 +39,7 @@ test: $(STAMP) ## Run the whole test suite (prepares .venv first)
 lint: $(STAMP) ## ruff check, ruff format --check, mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy .
+	$(BIN)/mypy
 
 .PHONY: fmt
 fmt: $(STAMP) ## Format and autofix with ruff
@@ -52,7 +52,7 @@ bench: $(STAMP) ## Measure middleware overhead and scrape cost against the peers
 
 .PHONY: up
 up: $(STAMP) ## Run API, Prometheus, Alertmanager, SMTP catcher, Slack stand-in locally (no Docker)
-	$(BIN)/python -m scripts.stack $(UP_ARGS)
+	$(BIN)/genonaut-monitoring up $(UP_ARGS)
 
 .PHONY: preview
 preview: $(STAMP) ## Draw every dashboard panel from the running Prometheus into out-preview/

@@ -15,14 +15,22 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-import config
-from alerts import alertmanager, database, grafana, http, links, meta, pagination, recording
-from alerts.model import Alert, Group, Record
-from alerts.render import rule_file
-from exporters import catalogue
+from genonaut_monitoring import PACKAGE_DIR, config
+from genonaut_monitoring.alerts import (
+    alertmanager,
+    database,
+    grafana,
+    http,
+    links,
+    meta,
+    pagination,
+    recording,
+)
+from genonaut_monitoring.alerts.model import Alert, Group, Record
+from genonaut_monitoring.alerts.render import rule_file
+from genonaut_monitoring.exporters import catalogue
 
-ROOT = Path(__file__).resolve().parent.parent
-RUNBOOK = ROOT / "RUNBOOK.md"
+RUNBOOK = PACKAGE_DIR / "RUNBOOK.md"
 RULES_DIR = "prometheus/rules"
 
 
@@ -52,14 +60,14 @@ def rule_path(group: Group) -> str:
 
 def dashboard_panel_ids(cfg: config.Config) -> dict[tuple[str, str], int]:
     """Panel ids of the generated dashboards, by (dashboard uid, panel title)."""
-    import dashboards
+    from genonaut_monitoring import dashboards
 
     return links.panel_ids(dashboards.outputs(cfg))
 
 
 def rule_outputs(cfg: config.Config, ids: Mapping[tuple[str, str], int]) -> dict[str, bytes]:
     """The Prometheus rule files; BuildError names each alert whose links cannot be made."""
-    import build
+    from genonaut_monitoring.builder import BuildError
 
     files, problems = {}, []
     for group in groups(cfg):
@@ -68,7 +76,7 @@ def rule_outputs(cfg: config.Config, ids: Mapping[tuple[str, str], int]) -> dict
         except ValueError as exc:
             problems.append(f"{rule_path(group)}: {exc}")
     if problems:
-        raise build.BuildError(problems)
+        raise BuildError(problems)
     return files
 
 
@@ -103,19 +111,19 @@ def definition_problems(cfg: config.Config) -> list[str]:
 
 def validate(folder: Path, cfg: config.Config) -> list[str]:
     """Problems in the staged output: definitions, promtool lint, amtool check-config."""
-    import build
+    from genonaut_monitoring.builder import run_tool
 
     problems = definition_problems(cfg)
     for group in groups(cfg):
         path = folder / rule_path(group)
         problems.extend(
-            build.run_tool(
+            run_tool(
                 ["promtool", "check", "rules", "--lint=all", "--lint-fatal", str(path)],
                 f"{rule_path(group)} (alerts {', '.join(a.name for a in group.alerts) or 'none'})",
             )
         )
     problems.extend(
-        build.run_tool(
+        run_tool(
             ["amtool", "check-config", str(folder / "alertmanager" / "alertmanager.yml")],
             "alertmanager/alertmanager.yml",
         )

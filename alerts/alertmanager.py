@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import jinja2
 
-import config
-from alerts import routing
+from genonaut_monitoring import PACKAGE_DIR, config
+from genonaut_monitoring.alerts import routing
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "provisioning" / "alertmanager"
+TEMPLATES = PACKAGE_DIR / "provisioning" / "alertmanager"
 
 
 def single_quoted(text: str) -> str:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import config
-from alerts import recording
-from alerts.factories import above
-from alerts.model import Alert, Group, Panel
-from alerts.promql import job_selector, series
-from config import fmt_number, fmt_ratio, fmt_seconds
-from exporters import catalogue as c
+from genonaut_monitoring import config
+from genonaut_monitoring.alerts import recording
+from genonaut_monitoring.alerts.factories import above
+from genonaut_monitoring.alerts.model import Alert, Group, Panel
+from genonaut_monitoring.alerts.promql import job_selector, series
+from genonaut_monitoring.config import fmt_number, fmt_ratio, fmt_seconds
+from genonaut_monitoring.exporters import catalogue as c
 
 # DatabaseSlowQueries' ``signal`` label says which of its two conditions holds.
 SIGNAL_P95 = "p95 statement time in seconds"

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from alerts.model import Alert, Panel, Severity
-from exporters import catalogue
+from genonaut_monitoring.alerts.model import Alert, Panel, Severity
+from genonaut_monitoring.exporters import catalogue
 
 
 def above(

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import config
-from alerts import routing
-from alerts.alertmanager import go_template, notification_templates
-from alerts.render import HEADER, dump
+from genonaut_monitoring import config
+from genonaut_monitoring.alerts import routing
+from genonaut_monitoring.alerts.alertmanager import go_template, notification_templates
+from genonaut_monitoring.alerts.render import HEADER, dump
 
 ORG_ID = 1
 # Grafana expands this when it loads the file; the URL is a secret and never written here.

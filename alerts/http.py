@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import config
-from alerts import recording
-from alerts.factories import above
-from alerts.model import Alert, Group, Panel
-from config import fmt_ratio, fmt_seconds
+from genonaut_monitoring import config
+from genonaut_monitoring.alerts import recording
+from genonaut_monitoring.alerts.factories import above
+from genonaut_monitoring.alerts.model import Alert, Group, Panel
+from genonaut_monitoring.config import fmt_ratio, fmt_seconds
 
 
 def alerts(cfg: config.Config) -> list[Alert]:

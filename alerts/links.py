@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 
-import config
-from alerts.model import Alert, Panel
+from genonaut_monitoring import config
+from genonaut_monitoring.alerts.model import Alert, Panel
 
 # (dashboard uid, panel title) -> panel id
 PanelIds = Mapping[tuple[str, str], int]

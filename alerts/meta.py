@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import config
-from alerts.factories import absent_alert, down_alert
-from alerts.model import Alert, Group, Panel
-from alerts.promql import job_selector
+from genonaut_monitoring import config
+from genonaut_monitoring.alerts.factories import absent_alert, down_alert
+from genonaut_monitoring.alerts.model import Alert, Group, Panel
+from genonaut_monitoring.alerts.promql import job_selector
 
 WATCHDOG = "Watchdog"
 TARGET_DOWN = "ApiTargetDown"

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import re
 
-import config
-from exporters import catalogue
-from exporters.catalogue import MetricSpec
+from genonaut_monitoring import config
+from genonaut_monitoring.exporters import catalogue
+from genonaut_monitoring.exporters.catalogue import MetricSpec
 
 
 def series(spec: MetricSpec, suffix: str = "") -> str:
@@ -17,9 +18,17 @@ def series(spec: MetricSpec, suffix: str = "") -> str:
     return name
 
 
+def job_matcher(cfg: config.Config) -> str:
+    """``job="a"``, or ``job=~"a|b"`` for several services: only the configured jobs."""
+    jobs = list(cfg.jobs)
+    if len(jobs) == 1:
+        return f"job={json.dumps(jobs[0])}"
+    return f'job=~"{regex_alternation(jobs)}"'
+
+
 def job_selector(cfg: config.Config, **matchers: str) -> str:
-    """A label selector scoped to the API job, plus ``label="value"`` / ``label=~"re"`` matchers."""
-    parts = [f'job="{cfg.targets.job}"']
+    """A label selector scoped to the services' jobs, plus ``label="value"`` / ``label=~"re"``."""
+    parts = [job_matcher(cfg)]
     for label, value in sorted(matchers.items()):
         op, text = ("=~", value[1:]) if value.startswith("~") else ("=", value)
         parts.append(f'{label}{op}"{text}"')

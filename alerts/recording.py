@@ -12,10 +12,10 @@ to get a name, never type one.
 
 from __future__ import annotations
 
-import config
-from alerts.model import Group, Record
-from alerts.promql import job_selector, series, window_suffix
-from exporters import catalogue as c
+from genonaut_monitoring import config
+from genonaut_monitoring.alerts.model import Group, Record
+from genonaut_monitoring.alerts.promql import job_selector, series, window_suffix
+from genonaut_monitoring.exporters import catalogue as c
 
 QUANTILE = 0.95
 

@@ -6,8 +6,8 @@ policy tree, so the two can never route differently.
 
 from __future__ import annotations
 
-from alerts.meta import TARGET_DOWN, WATCHDOG
-from alerts.model import SEVERITIES
+from genonaut_monitoring.alerts.meta import TARGET_DOWN, WATCHDOG
+from genonaut_monitoring.alerts.model import SEVERITIES
 
 SLACK, EMAIL, WATCHDOG_RECEIVER = "slack", "email", "watchdog"
 

@@ -49,7 +49,7 @@ def build_app(
         app.add_api_route(route_path(index), _item, methods=["GET"], name=f"item{index:02d}")
     used: Any = registry or REGISTRY
     if variant == "ours":
-        import exporters
+        from genonaut_monitoring import exporters
 
         used = exporters.instrument(app, registry=registry).registry
     elif variant == "instrumentator":

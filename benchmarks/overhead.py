@@ -49,7 +49,7 @@ from typing import Any
 
 from benchmarks.apps import STATUSES, VARIANTS, build_app, request_path
 from benchmarks.asgi import AsgiDriver
-from scripts.stack import Process, free_port
+from genonaut_monitoring.processes import Process, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUTPUT = ROOT / "bench-results" / "overhead.json"
@@ -209,7 +209,7 @@ _DEVNULL: list[Any] = []
 
 
 def _access_log_on() -> logging.Handler:
-    from exporters.logs import configure_logging
+    from genonaut_monitoring.exporters.logs import configure_logging
 
     if not _DEVNULL:
         _DEVNULL.append(open(os.devnull, "w"))  # noqa: SIM115 - kept open for the whole run
@@ -234,7 +234,7 @@ class _Server:
         self.path = request_path(routes - 1)
         args = [sys.executable, "-m", "benchmarks.overhead", "--serve", variant]
         args += ["--routes", str(routes), "--port", str(self.port)]
-        self.process = Process(variant, args, log_dir / f"{variant}.log", _child_env())
+        self.process = Process(variant, args, log_dir / f"{variant}.log", _child_env(), ROOT)
         self.process.start()
         self.connection: http.client.HTTPConnection | None = None
 

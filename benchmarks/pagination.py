@@ -28,7 +28,7 @@ import sqlalchemy as sa
 from prometheus_client import CollectorRegistry
 
 from benchmarks.asgi import AsgiDriver
-from exporters import demo
+from genonaut_monitoring.exporters import demo
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUTPUT = ROOT / "bench-results" / "pagination.json"

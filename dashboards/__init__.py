@@ -20,9 +20,9 @@ import attr
 import grafanalib.core as g
 from grafanalib._gen import DashboardEncoder
 
-import config
-from dashboards import database, main, pagination
-from dashboards.checks import check_dashboards, load_datasources
+from genonaut_monitoring import config
+from genonaut_monitoring.dashboards import database, main, pagination
+from genonaut_monitoring.dashboards.checks import check_dashboards, load_datasources
 
 Builder = Callable[[config.Config], g.Dashboard]
 
@@ -117,7 +117,7 @@ def dump(data: dict[str, Any]) -> bytes:
 
 def render(cfg: config.Config) -> dict[str, dict[str, Any]]:
     """Every dashboard as JSON data, keyed by its key in ``DASHBOARDS``."""
-    from build import BuildError
+    from genonaut_monitoring.builder import BuildError
 
     rendered: dict[str, dict[str, Any]] = {}
     problems: list[str] = []
@@ -156,7 +156,7 @@ def outputs(cfg: config.Config) -> dict[str, bytes]:
 
 def validate(folder: Path, cfg: config.Config) -> list[str]:
     """Check the staged dashboards; return every problem, each naming dashboard and panel."""
-    import alerts
+    from genonaut_monitoring import alerts
 
     files, problems = {}, []
     for path in sorted((folder / DASHBOARD_DIR).glob("*.json")):

@@ -16,9 +16,9 @@ from typing import Any
 
 import yaml
 
-import config
-from dashboards.common import GRID_WIDTH
-from exporters import catalogue
+from genonaut_monitoring import config
+from genonaut_monitoring.dashboards.common import GRID_WIDTH
+from genonaut_monitoring.exporters import catalogue
 
 MAX_UID_LENGTH = 40
 
@@ -83,9 +83,9 @@ def substitute(expr: str) -> str:
 def load_datasources(folder: Path, cfg: config.Config) -> dict[str, str]:
     """Provisioned datasource uid -> type, read from the staged datasources.yaml.
 
-    An unreadable file gives none: build.provisioning_validate reports it by name.
+    An unreadable file gives none: provision.validate reports it by name.
     """
-    from build import PROVISIONING_TEMPLATES
+    from genonaut_monitoring.provision import PROVISIONING_TEMPLATES
 
     path = folder / PROVISIONING_TEMPLATES["grafana/datasources.yaml.j2"]
     try:

@@ -19,10 +19,10 @@ from typing import Any, TypeAlias
 import attr
 import grafanalib.core as g
 
-import config
-from alerts.promql import series
-from exporters import catalogue
-from exporters.catalogue import MetricSpec
+from genonaut_monitoring import config
+from genonaut_monitoring.alerts.promql import job_matcher, series
+from genonaut_monitoring.exporters import catalogue
+from genonaut_monitoring.exporters.catalogue import MetricSpec
 
 # Every panel queries the dashboard's datasource variable, so one dashboard
 # serves any Prometheus the user picks; the variable itself defaults to the
@@ -561,7 +561,12 @@ def api_variables(
     variables = [
         datasource_variable(cfg.grafana.prometheus_uid, cfg.grafana.prometheus_name),
         label_variable(
-            "job", spec, "Prometheus job of the API.", suffix=suffix, current=cfg.targets.job
+            "job",
+            spec,
+            "Prometheus job: one per configured service.",
+            job_matcher(cfg),
+            suffix=suffix,
+            current=cfg.jobs[0],
         ),
         label_variable(
             "instance",

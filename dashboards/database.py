@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import grafanalib.core as g
 
-import config
-from config import fmt_number, fmt_ratio, fmt_seconds
-from dashboards import common as c
-from exporters import catalogue as m
+from genonaut_monitoring import config
+from genonaut_monitoring.config import fmt_number, fmt_ratio, fmt_seconds
+from genonaut_monitoring.dashboards import common as c
+from genonaut_monitoring.exporters import catalogue as m
 
 STATEMENT = ("operation", "table")
 LEGEND = "{{operation}} {{table}}"
@@ -79,7 +79,7 @@ def slow_queries(cfg: config.Config) -> g.Panel:
         "Slow queries",
         "Statements per second slower than the exporter's slow-query threshold "
         f"({fmt_seconds(cfg.thresholds.slow_query_seconds)} by default); each is also logged by "
-        "genonaut.db with its fingerprint. Above the dashed line "
+        "genonaut_monitoring.db with its fingerprint. Above the dashed line "
         f"({fmt_number(cfg.thresholds.slow_queries_per_second)}/s) DatabaseSlowQueries fires.",
         [c.Query(c.sum_by(STATEMENT, c.or_zero(c.rate(m.DB_SLOW_QUERIES), _statements())), LEGEND)],
         unit="ops",

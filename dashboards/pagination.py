@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import grafanalib.core as g
 
-import config
-from alerts.promql import deep_offset_matcher
-from config import fmt_ratio, fmt_seconds
-from dashboards import common as c
-from exporters import catalogue as m
+from genonaut_monitoring import config
+from genonaut_monitoring.alerts.promql import deep_offset_matcher
+from genonaut_monitoring.config import fmt_ratio, fmt_seconds
+from genonaut_monitoring.dashboards import common as c
+from genonaut_monitoring.exporters import catalogue as m
 
 
 def query_time_by_page_size(cfg: config.Config) -> g.Panel:

@@ -1,22 +1,26 @@
 """Prometheus metrics, structured logs and a demo API for Genonaut's FastAPI services.
 
-from exporters import instrument, pagination_query, configure_logging
+from genonaut_monitoring.exporters import instrument, pagination_query, configure_logging
 
 configure_logging()
 instrumentation = instrument(app, engine=engine)
 """
 
-from exporters.cache import CacheRecorder
-from exporters.context import RequestState, current
-from exporters.instrument import (
+from genonaut_monitoring.exporters.cache import CacheRecorder
+from genonaut_monitoring.exporters.context import RequestState, current
+from genonaut_monitoring.exporters.instrument import (
     DEFAULT_FRONTEND_CACHES,
     Instrumentation,
     instrument,
     metrics_for,
 )
-from exporters.logs import configure_logging
-from exporters.middleware import MetricsMiddleware
-from exporters.pagination import PaginationParams, PaginationQuery, pagination_query
+from genonaut_monitoring.exporters.logs import configure_logging
+from genonaut_monitoring.exporters.middleware import MetricsMiddleware
+from genonaut_monitoring.exporters.pagination import (
+    PaginationParams,
+    PaginationQuery,
+    pagination_query,
+)
 
 __all__ = [
     "DEFAULT_FRONTEND_CACHES",

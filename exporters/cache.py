@@ -20,8 +20,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from exporters import catalogue
-from exporters.catalogue import CACHE_RESULTS, OTHER, PREFETCH_OUTCOMES
+from genonaut_monitoring.exporters import catalogue
+from genonaut_monitoring.exporters.catalogue import CACHE_RESULTS, OTHER, PREFETCH_OUTCOMES
 
 # Distinct server-side cache names; more fold into "other" so a bug cannot explode the series.
 MAX_SERVER_CACHES = 32

@@ -21,10 +21,10 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from exporters.middleware import Recorder
-    from exporters.pagination import Page
+    from genonaut_monitoring.exporters.middleware import Recorder
+    from genonaut_monitoring.exporters.pagination import Page
 
-_log = logging.getLogger("genonaut.exporters")
+_log = logging.getLogger("genonaut_monitoring.exporters")
 
 # Seconds between two logged metric faults; a broken collector must not flood the logs.
 FAULT_LOG_INTERVAL = 60.0

@@ -38,10 +38,10 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.pool import QueuePool
 
-from exporters import catalogue
-from exporters.context import FAULT_LOG_INTERVAL, current
+from genonaut_monitoring.exporters import catalogue
+from genonaut_monitoring.exporters.context import FAULT_LOG_INTERVAL, current
 
-log = logging.getLogger("genonaut.db")
+log = logging.getLogger("genonaut_monitoring.db")
 
 OPERATIONS = ("SELECT", "INSERT", "UPDATE", "DELETE", "OTHER")
 # Table label of statements without one (``SELECT 1``, ``BEGIN``, DDL, ``PRAGMA``).

@@ -44,7 +44,7 @@ from pydantic import BaseModel, Field
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
-log = logging.getLogger("genonaut.demo")
+log = logging.getLogger("genonaut_monitoring.demo")
 
 DEFAULT_DATABASE_URL = "sqlite:///./genonaut-demo.db"
 DEFAULT_SEED_ROWS = 100_000
@@ -557,8 +557,8 @@ def create_app(
 
     >>> app = create_app("sqlite:///demo.db", seed_rows=2_000, faults=True)
     """
-    import exporters
-    from exporters.logs import configure_logging
+    from genonaut_monitoring import exporters
+    from genonaut_monitoring.exporters.logs import configure_logging
 
     database_url = database_url or os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL
     seed_rows = _env_int("DEMO_SEED_ROWS", DEFAULT_SEED_ROWS) if seed_rows is None else seed_rows

@@ -20,12 +20,13 @@ from prometheus_client.multiprocess import MultiProcessCollector, mark_process_d
 from starlette.requests import Request
 from starlette.responses import Response
 
-import config
-from exporters import catalogue
-from exporters.cache import CacheRecorder, CacheRecorders, frontend_endpoint
-from exporters.exposition import CONTENT_TYPE, TextExposition
-from exporters.middleware import MetricsMiddleware
-from exporters.pagination import PaginationParams
+from genonaut_monitoring import config
+from genonaut_monitoring.exporters import catalogue
+from genonaut_monitoring.exporters.cache import CacheRecorder, CacheRecorders, frontend_endpoint
+from genonaut_monitoring.exporters.context import report_fault
+from genonaut_monitoring.exporters.exposition import CONTENT_TYPE, TextExposition
+from genonaut_monitoring.exporters.middleware import MetricsMiddleware
+from genonaut_monitoring.exporters.pagination import PaginationParams
 
 DEFAULT_FRONTEND_CACHES = ("content-pages", "content-items", "thumbnails")
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -68,7 +69,9 @@ class Instrumentation:
         return self._caches.get(name)
 
 
-def metrics_endpoint(registry: CollectorRegistry) -> Callable[[Request], Response]:
+def metrics_endpoint(
+    registry: CollectorRegistry, lazy: LazyEngines | None = None
+) -> Callable[[Request], Response]:
     """``GET /metrics``: the registry, or every worker's values in multiprocess mode."""
     multiproc_dir = os.environ.get(MULTIPROC_ENV)
     source: Any = registry
@@ -86,9 +89,40 @@ def metrics_endpoint(registry: CollectorRegistry) -> Callable[[Request], Respons
     # A sync endpoint: Starlette runs it in the threadpool, so a large scrape does
     # not stall the event loop serving API requests.
     def metrics(request: Request) -> Response:
+        if lazy is not None:
+            lazy.resolve()
         return Response(exposition.render(source), media_type=CONTENT_TYPE)
 
     return metrics
+
+
+class LazyEngines:
+    """``engine=`` given as a zero-argument callable, for apps that build engines late.
+
+    The callable is called at the first request (or scrape), and again at later
+    ones while it returns None or raises (reported, rate-limited); once it returns
+    engines, their listeners are attached, exactly once.
+    """
+
+    def __init__(self, factory: Callable[[], Any], attach: Callable[[Any], None]) -> None:
+        self._factory, self._attach = factory, attach
+        self._lock = threading.Lock()
+        self.pending = True
+
+    def resolve(self) -> bool:
+        """Attach the engines if the factory has them now; True once that is done."""
+        if not self.pending:
+            return True
+        with self._lock:
+            if self.pending:
+                try:
+                    engine = self._factory()
+                    if engine is not None:
+                        self._attach(engine)
+                        self.pending = False
+                except Exception:
+                    report_fault("instrument(engine=callable): the engine factory")
+        return not self.pending
 
 
 def _engines(engine: Any) -> list[tuple[str | None, Any]]:
@@ -97,6 +131,11 @@ def _engines(engine: Any) -> list[tuple[str | None, Any]]:
     if isinstance(engine, Sequence) and not isinstance(engine, (str, bytes)):
         return [(None, value) for value in engine]
     return [(None, engine)]
+
+
+def _is_factory(engine: Any) -> bool:
+    """A zero-argument callable, not an engine (engines are not callable) nor a collection."""
+    return callable(engine) and not isinstance(engine, (Mapping, Sequence, type))
 
 
 def instrument(
@@ -117,7 +156,9 @@ def instrument(
     Adds the metrics middleware, ``GET metrics_path`` (not itself measured),
     ``POST frontend_path`` for frontend cache reports (cache names limited to
     ``frontend_caches``), and SQLAlchemy listeners on ``engine`` (an Engine or
-    AsyncEngine, a sequence of them, or a mapping of pool name to engine).
+    AsyncEngine, a sequence of them, a mapping of pool name to engine, or a
+    zero-argument callable returning one of those, called at the first request
+    or scrape, for engines an app creates late; see :class:`LazyEngines`).
     Every metric goes to ``registry`` (default: prometheus_client's REGISTRY);
     instrumenting several apps with one registry shares its collectors.
     With PROMETHEUS_MULTIPROC_DIR set, ``/metrics`` serves all workers' values.
@@ -128,8 +169,6 @@ def instrument(
     if getattr(app.state, "genonaut_instrumentation", None) is not None:
         raise RuntimeError("instrument(app): this app is already instrumented; call it once")
     registry = REGISTRY if registry is None else registry
-    # First: it refuses a bad PROMETHEUS_MULTIPROC_DIR before the app is changed.
-    endpoint = metrics_endpoint(registry)
     metrics = metrics_for(registry)
     instrumentation = Instrumentation(registry, metrics)
     slow = (
@@ -138,12 +177,24 @@ def instrument(
         else slow_query_seconds
     )
 
+    def attach(engines: Any) -> None:
+        # Imported here: SQLAlchemy is only needed by apps that pass an engine.
+        from genonaut_monitoring.exporters import db
+
+        for name, each in _engines(engines):
+            db.instrument_engine(each, metrics=metrics, slow_query_seconds=slow, name=name)
+
+    lazy = LazyEngines(engine, attach) if _is_factory(engine) else None
+    # First: it refuses a bad PROMETHEUS_MULTIPROC_DIR before the app is changed.
+    endpoint = metrics_endpoint(registry, lazy)
+
     app.add_middleware(
         MetricsMiddleware,
         metrics=metrics,
         pagination=pagination,
         excluded_paths=(metrics_path, *excluded_paths),
         log_requests=log_requests,
+        first_requests=lazy.resolve if lazy is not None else None,
     )
     app.add_route(metrics_path, endpoint, methods=["GET"], include_in_schema=False)
     # An API route: FastAPI records those in scope["route"], so the endpoint gets its label.
@@ -154,12 +205,8 @@ def instrument(
         status_code=204,
         include_in_schema=False,
     )
-    if engine is not None:
-        # Imported here: SQLAlchemy is only needed by apps that pass an engine.
-        from exporters import db
-
-        for name, each in _engines(engine):
-            db.instrument_engine(each, metrics=metrics, slow_query_seconds=slow, name=name)
+    if engine is not None and lazy is None:
+        attach(engine)
     multiproc_dir = os.environ.get(MULTIPROC_ENV)
     if multiproc_dir:
         # Live gauges (requests in progress) of a worker that exits must stop counting.

@@ -2,7 +2,7 @@
 
 Every line has ``timestamp`` (ISO 8601, UTC), ``level``, ``logger`` and
 ``message``, plus the fields passed in ``extra``. The middleware writes one
-line per request on ``genonaut.access``; lines logged during a request also
+line per request on ``genonaut_monitoring.access``; lines logged during a request also
 carry its ``request_id`` and ``route``.
 
     >>> configure_logging(level="INFO", fmt="json")  # or env LOG_LEVEL, LOG_FORMAT
@@ -18,9 +18,12 @@ from typing import Any, TextIO
 
 from pythonjsonlogger.json import JsonFormatter
 
-from exporters.context import current
+from genonaut_monitoring.exporters.context import current
 
-ACCESS_LOGGER = logging.getLogger("genonaut.access")
+# Every logger of this project is under this one; configure_logging() sets its level.
+PROJECT_LOGGER = "genonaut_monitoring"
+ACCESS_LOGGER = logging.getLogger(f"{PROJECT_LOGGER}.access")
+HANDLER_NAME = "genonaut_monitoring"
 FORMATS = ("json", "text")
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
@@ -87,37 +90,60 @@ class TextFormatter(logging.Formatter):
 
 
 def configure_logging(
-    level: str | None = None, fmt: str | None = None, stream: TextIO | None = None
+    level: str | None = None,
+    fmt: str | None = None,
+    stream: TextIO | None = None,
+    *,
+    root_level: str | None = None,
 ) -> logging.Handler:
-    """Send all logging to ``stream`` (stdout) as JSON lines or text; returns the handler.
+    """Write log lines to ``stream`` (stdout) as JSON or text; returns the handler.
 
-    ``level`` defaults to env ``LOG_LEVEL`` (INFO), ``fmt`` to env ``LOG_FORMAT``
-    (json). Calling it again replaces the handler it installed before.
-    Uvicorn's own loggers are routed through it too, and its access log is
-    silenced: ``genonaut.access`` replaces it with the route and request id.
+    ``level`` (env ``LOG_LEVEL``, default INFO) applies to this project's
+    loggers (``genonaut_monitoring.*``: the access log, slow queries, faults)
+    and uvicorn's; ``fmt`` is env ``LOG_FORMAT`` (json, or text for a terminal).
 
-        configure_logging()                 # JSON on stdout, level from LOG_LEVEL
-        configure_logging("DEBUG", "text")  # for a terminal
+    What it changes in the host app, and nothing else:
+
+    - adds one handler to the root logger (replacing the one an earlier call
+      added), so every library's records that reach the root are formatted
+      alike; the root logger's level stays as it was unless ``root_level`` is
+      given, so other libraries' INFO lines stay off by default;
+    - sets the level of the ``genonaut_monitoring`` and ``uvicorn`` loggers;
+    - routes ``uvicorn`` and ``uvicorn.error`` through the root handler (their
+      own handlers are removed) and disables ``uvicorn.access``: the access
+      line on ``genonaut_monitoring.access`` replaces it, with route and request id.
+
+        configure_logging()                          # JSON on stdout
+        configure_logging("DEBUG", "text")           # for a terminal
+        configure_logging(root_level="INFO")         # every library's INFO lines too
     """
-    level = (level or os.environ.get("LOG_LEVEL") or "INFO").upper()
+    level = _level(level or os.environ.get("LOG_LEVEL") or "INFO", "LOG_LEVEL")
     fmt = (fmt or os.environ.get("LOG_FORMAT") or "json").lower()
-    if level not in LEVELS:
-        raise ValueError(f"log level {level!r} (LOG_LEVEL): choose one of {', '.join(LEVELS)}")
     if fmt not in FORMATS:
         raise ValueError(f"log format {fmt!r} (LOG_FORMAT): choose one of {', '.join(FORMATS)}")
 
     handler = logging.StreamHandler(stream or sys.stdout)
     handler.setFormatter(JsonLineFormatter() if fmt == "json" else TextFormatter())
     handler.addFilter(RequestContextFilter())
-    handler.set_name("genonaut")
+    handler.set_name(HANDLER_NAME)
     root = logging.getLogger()
-    for old in [h for h in root.handlers if h.get_name() == "genonaut"]:
+    for old in [h for h in root.handlers if h.get_name() == HANDLER_NAME]:
         root.removeHandler(old)
     root.addHandler(handler)
-    root.setLevel(level)
+    if root_level is not None:
+        root.setLevel(_level(root_level, "root_level"))
+    logging.getLogger(PROJECT_LOGGER).setLevel(level)
     for name in ("uvicorn", "uvicorn.error"):
         uvicorn_logger = logging.getLogger(name)
         uvicorn_logger.handlers.clear()
         uvicorn_logger.propagate = True
+    logging.getLogger("uvicorn").setLevel(level)
     logging.getLogger("uvicorn.access").disabled = True
     return handler
+
+
+def _level(name: str, where: str) -> str:
+    level = name.upper()
+    if level not in LEVELS:
+        raise ValueError(f"log level {level!r} ({where}): choose one of {', '.join(LEVELS)}")
+    return level

@@ -14,17 +14,17 @@ import logging
 import os
 import re
 import time
-from collections.abc import Iterable, MutableMapping
+from collections.abc import Callable, Iterable, MutableMapping
 from typing import Any
 
 from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from exporters import catalogue
-from exporters.catalogue import OTHER, UNMATCHED_ROUTE
-from exporters.context import RequestState, _current, report_fault
-from exporters.logs import ACCESS_LOGGER
-from exporters.pagination import Page, PaginationParams, detect, record_request
+from genonaut_monitoring.exporters import catalogue
+from genonaut_monitoring.exporters.catalogue import OTHER, UNMATCHED_ROUTE
+from genonaut_monitoring.exporters.context import RequestState, _current, report_fault
+from genonaut_monitoring.exporters.logs import ACCESS_LOGGER
+from genonaut_monitoring.exporters.pagination import Page, PaginationParams, detect, record_request
 
 # Methods kept as label values; anything else a client sends folds into "other".
 METHODS = frozenset(
@@ -247,15 +247,20 @@ class MetricsMiddleware:
         pagination: PaginationParams | None = None,
         excluded_paths: Iterable[str] = (),
         log_requests: bool = True,
+        first_requests: Callable[[], bool] | None = None,
     ) -> None:
         self.app = app
         self.recorder = Recorder(metrics, pagination or PaginationParams(), log_requests)
         self.excluded_paths = frozenset(excluded_paths)
+        # Called before each request until it returns True (lazy engines attach there).
+        self.first_requests = first_requests
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if self.first_requests is not None and self.first_requests():
+            self.first_requests = None
         root_path = scope.get("root_path", "")
         path = scope["path"]
         if root_path and path.startswith(root_path):

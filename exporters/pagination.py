@@ -24,9 +24,14 @@ from types import TracebackType
 from typing import Any, TypeVar, cast
 from urllib.parse import unquote_plus
 
-from exporters import catalogue
-from exporters.catalogue import NO_OFFSET, PAGINATION_MODES, offset_range, page_size_class
-from exporters.context import current, report_fault
+from genonaut_monitoring.exporters import catalogue
+from genonaut_monitoring.exporters.catalogue import (
+    NO_OFFSET,
+    PAGINATION_MODES,
+    offset_range,
+    page_size_class,
+)
+from genonaut_monitoring.exporters.context import current, report_fault
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import TextIO
 
-from exporters import catalogue
+from genonaut_monitoring.exporters import catalogue
 
 # Report rows follow the catalogue's bucket order (0, 1-100, ..., then "none"), not the alphabet.
 OFFSET_RANGE_ORDER = {

@@ -4,8 +4,8 @@
     docker compose logs --no-log-prefix api | python -m scripts.analyze_logs
     python -m scripts.analyze_logs --json api.log.1 api.log.gz > report.json
 
-Reads the per-request lines (``event`` "request", logger ``genonaut.access``) and the
-slow-query lines (``event`` "slow_query", logger ``genonaut.db``) that the exporters
+Reads the per-request lines (``event`` "request", logger ``genonaut_monitoring.access``) and the
+slow-query lines (``event`` "slow_query", logger ``genonaut_monitoring.db``) that the exporters
 write with ``LOG_FORMAT=json``. Other JSON lines are counted and ignored; lines that
 are not JSON objects, or lack the fields a report needs, are skipped and counted.
 """
@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from exporters import catalogue
+from genonaut_monitoring.exporters import catalogue
 from scripts._report import (
     OFFSET_RANGE_ORDER,
     PAGE_SIZE_ORDER,

@@ -31,7 +31,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from exporters import catalogue
+from genonaut_monitoring.exporters import catalogue
 from scripts._report import (
     OFFSET_RANGE_ORDER,
     PAGE_SIZE_ORDER,
@@ -484,7 +484,7 @@ def main(argv: list[str] | None = None) -> int:
     except requests.RequestException as exc:
         print(
             f"error: cannot reach {base}/health ({type(exc).__name__}): start the API first "
-            "(python -m scripts.stack, or docker compose up)",
+            "(genonaut-monitoring up, or docker compose up)",
             file=sys.stderr,
         )
         return 1

@@ -29,7 +29,7 @@ if __package__ in (None, ""):
     # Run as a file (python scripts/preview.py): make the project importable.
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from build import swap_into_place
+from genonaut_monitoring.builder import swap_into_place
 from scripts import grafana_json as gj
 from scripts import panel_render as pr
 from scripts.promapi import (

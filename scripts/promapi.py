@@ -18,12 +18,12 @@ from typing import Any
 
 import requests
 
-import config
+from genonaut_monitoring import config
 
 DEFAULT_URL = f"http://127.0.0.1:{config.CONFIG.ports.prometheus}"
 # Start the local stack, or point the scripts at another Prometheus.
 UNREACHABLE_HINT = (
-    "is Prometheus running? Start the local stack with `python -m scripts.stack` "
+    "is Prometheus running? Start the local stack with `genonaut-monitoring up` (`make up`) "
     "(or `docker compose up prometheus`), or pass --prometheus URL"
 )
 # Prometheus refuses range queries with more points than this per series.

@@ -1,4 +1,4 @@
-"""Shared fixtures: system tools, free ports (from scripts.stack), a fresh registry per test."""
+"""Shared fixtures: system tools, free ports (from the stack), a fresh registry per test."""
 
 from __future__ import annotations
 
@@ -14,12 +14,12 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-import build  # noqa: E402  (needs ROOT on sys.path)
-from scripts.stack import free_port as free_port  # noqa: E402  (re-exported for tests)
+from genonaut_monitoring import builder  # noqa: E402
+from genonaut_monitoring.processes import free_port as free_port  # noqa: E402  (re-exported)
 
 # Debian package that provides each system tool the tests use.
 TOOL_PACKAGES = {
-    **build.TOOL_PACKAGES,
+    **builder.TOOL_PACKAGES,
     "docker-compose": "docker-compose",
     "initdb": "postgresql",
     "pg_ctl": "postgresql",

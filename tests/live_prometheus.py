@@ -18,18 +18,18 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, start_http_server
 
-import config
-from exporters.catalogue import (
+from genonaut_monitoring import config
+from genonaut_monitoring.exporters.catalogue import (
     DB_POOL_CHECKED_OUT,
     DB_POOL_SIZE,
     HTTP_REQUEST_DURATION,
     HTTP_REQUESTS,
     Metrics,
 )
-from scripts.stack import Stack
+from genonaut_monitoring.stack import Stack
 from tests.conftest import require_tool
 
-JOB = config.TEST_CONFIG.targets.job
+JOB = config.TEST_CONFIG.jobs[0]
 POOL_SIZE = 42.0
 CHECKED_OUT = 7.0
 # Requests counted per tick of the traffic thread (every TICK seconds), by route and status.
@@ -88,7 +88,7 @@ def live_stack(workdir: Path) -> Iterator[tuple[Stack, LiveTarget]]:
     real dashboards built for this stack.
     """
     require_tool("prometheus")
-    stack = Stack(workdir, profile=config.TEST_CONFIG, components={"prometheus"})
+    stack = Stack(workdir, cfg=config.TEST_CONFIG, components={"prometheus"})
     with LiveTarget(stack.ports.api) as target, stack:
         yield stack, target
 

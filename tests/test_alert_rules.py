@@ -15,9 +15,8 @@ from typing import Any
 import pytest
 import yaml
 
-import alerts
-import config
-from alerts.model import duration, seconds
+from genonaut_monitoring import alerts, config
+from genonaut_monitoring.alerts.model import duration, seconds
 from tests.conftest import require_tool
 from tests.rules import cases, golang
 
@@ -138,7 +137,7 @@ def _bucket_samples(
     spec_name: str, labels: dict[str, str], bucket: tuple[float, float], per_second: float
 ) -> list[dict[str, Any]]:
     """Expected bucket rates: 10 observations per step, all inside ``bucket``."""
-    from exporters import catalogue
+    from genonaut_monitoring.exporters import catalogue
 
     spec = next(s for s in catalogue.CATALOGUE if s.name == spec_name)
     edges = [*(spec.buckets or ()), float("inf")]
@@ -153,13 +152,13 @@ def _bucket_samples(
 
 @pytest.mark.parametrize("profile", sorted(PROFILES))
 def test_recording_rules_compute_rates_ratios_and_quantiles(profile: str, tmp_path: Path) -> None:
-    from alerts import recording as r
-    from exporters import catalogue as c
+    from genonaut_monitoring.alerts import recording as r
+    from genonaut_monitoring.exporters import catalogue as c
 
     cfg = PROFILES[profile]
     step = seconds(cfg.intervals.evaluation_interval)
     at = seconds(cfg.intervals.rate_window) + 2 * step
-    job, t = cfg.targets.job, cfg.thresholds
+    job, t = cfg.jobs[0], cfg.thresholds
     built = {
         name: cases.case(cfg, name, at)
         for name in (
@@ -346,7 +345,7 @@ def test_links_point_at_the_runbook_section_and_an_existing_panel(profile: str) 
 
 
 def test_a_missing_panel_fails_the_build_naming_the_alert() -> None:
-    import build
+    from genonaut_monitoring import builder as build
 
     ids = {
         key: pid
@@ -370,8 +369,8 @@ def test_definitions_keep_the_house_rules_and_the_metric_contract(profile: str) 
 def test_a_metric_outside_the_catalogue_is_reported_with_the_alert_name(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from alerts import http
-    from alerts.model import Alert
+    from genonaut_monitoring.alerts import http
+    from genonaut_monitoring.alerts.model import Alert
 
     broken = Alert(
         "ApiBroken", "http_requests_totl > 1", "1m", "warning", "Broken.", "{{ $value }}"
@@ -424,7 +423,7 @@ def test_recording_rules_carry_a_comment_with_their_reason() -> None:
 
 
 def test_error_ratio_reads_zero_before_the_first_error(tmp_path: Path) -> None:
-    from alerts import recording
+    from genonaut_monitoring.alerts import recording
 
     cfg = config.TEST_CONFIG
     step = seconds(cfg.intervals.evaluation_interval)
@@ -447,7 +446,7 @@ def test_error_ratio_reads_zero_before_the_first_error(tmp_path: Path) -> None:
                             "exp_samples": [
                                 {
                                     "labels": recording.http_error_ratio(cfg)
-                                    + cases.labels_text({"job": cfg.targets.job}),
+                                    + cases.labels_text({"job": cfg.jobs[0]}),
                                     "value": 0,
                                 }
                             ],
@@ -460,7 +459,7 @@ def test_error_ratio_reads_zero_before_the_first_error(tmp_path: Path) -> None:
 
 
 def test_validate_runs_promtool_and_amtool_and_names_the_broken_file(tmp_path: Path) -> None:
-    import build
+    from genonaut_monitoring import builder as build
 
     require_tool("promtool")
     require_tool("amtool")

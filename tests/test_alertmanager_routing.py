@@ -16,9 +16,8 @@ from typing import Any
 import pytest
 import yaml
 
-import alerts
-import config
-from alerts import grafana
+from genonaut_monitoring import alerts, config
+from genonaut_monitoring.alerts import grafana
 from tests.conftest import require_tool
 
 # Severity -> receivers, in the order Alertmanager's routes reach them.
@@ -256,7 +255,7 @@ def test_alertmanager_inhibits_symptoms_of_a_down_target_and_warnings_under_crit
     tmp_path: Path,
 ) -> None:
     require_tool("prometheus-alertmanager")
-    from scripts.stack import Stack
+    from genonaut_monitoring.stack import Stack
 
     job = "genonaut-api"
     down = {"job": job, "instance": "10.0.0.1:8000", "pool": "default"}

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import requests
 
-from scripts.stack import Stack
+from genonaut_monitoring.stack import Stack
 from tests.conftest import ROOT
 
 CONTENT = "/api/v1/content"

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 import build
-import config
+from genonaut_monitoring import builder, config, provision
 from tests.conftest import require_tool
 
 CFG = config.CONFIG
@@ -25,7 +25,7 @@ CFG = config.CONFIG
 def out(tmp_path: Path) -> Path:
     """A fresh build of the default profile."""
     target = tmp_path / "out"
-    build.build(CFG, target)
+    builder.build(CFG, target)
     return target
 
 
@@ -116,46 +116,46 @@ def test_promtool_accepts_prometheus_yml(out: Path) -> None:
 def test_build_refuses_a_config_promtool_rejects(tmp_path: Path) -> None:
     require_tool("promtool")
     out = tmp_path / "out"
-    build.build(CFG, out)
-    before = build.read_tree(out)
+    builder.build(CFG, out)
+    before = builder.read_tree(out)
     # A scrape timeout longer than the API's scrape interval is invalid in Prometheus.
     cfg = replace(CFG, intervals=replace(CFG.intervals, scrape_timeout="30s"))
-    with pytest.raises(build.BuildError) as caught:
-        build.build(cfg, out)
+    with pytest.raises(builder.BuildError) as caught:
+        builder.build(cfg, out)
     message = str(caught.value)
     assert "prometheus/prometheus.yml: promtool check config" in message
     assert "scrape timeout greater than scrape interval" in message
-    assert build.read_tree(out) == before
+    assert builder.read_tree(out) == before
 
 
 def test_a_template_with_an_undefined_value_fails_naming_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     templates = tmp_path / "provisioning"
-    for relative in build.PROVISIONING_TEMPLATES:
+    for relative in provision.PROVISIONING_TEMPLATES:
         (templates / relative).parent.mkdir(parents=True, exist_ok=True)
-        (templates / relative).write_text((build.PROVISIONING / relative).read_text())
+        (templates / relative).write_text((provision.TEMPLATES / relative).read_text())
     (templates / "grafana/dashboards.yaml.j2").write_text("folder: {{ grafana.no_such_key }}\n")
-    monkeypatch.setattr(build, "PROVISIONING", templates)
-    with pytest.raises(build.BuildError) as caught:
-        build.provisioning_outputs(CFG)
+    monkeypatch.setattr(provision, "TEMPLATES", templates)
+    with pytest.raises(builder.BuildError) as caught:
+        provision.outputs(CFG)
     assert caught.value.problems == [
         "provisioning/grafana/dashboards.yaml.j2: UndefinedError: "
-        "'config.Grafana object' has no attribute 'no_such_key'"
+        "'genonaut_monitoring.config.Grafana object' has no attribute 'no_such_key'"
     ]
 
 
 def test_rebuilding_is_byte_identical(tmp_path: Path) -> None:
-    first = build.build(CFG, tmp_path / "a")
-    second = build.build(CFG, tmp_path / "b")
+    first = builder.build(CFG, tmp_path / "a")
+    second = builder.build(CFG, tmp_path / "b")
     assert first == second
-    assert build.read_tree(tmp_path / "a") == build.read_tree(tmp_path / "b") == first
+    assert builder.read_tree(tmp_path / "a") == builder.read_tree(tmp_path / "b") == first
 
 
 def test_output_is_readable_by_other_users_like_grafanas_container(tmp_path: Path) -> None:
     old = os.umask(0o022)
     try:
-        build.build(config.CONFIG, tmp_path / "out")
+        builder.build(config.CONFIG, tmp_path / "out")
     finally:
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "out").stat().st_mode) == 0o755
@@ -202,7 +202,7 @@ def test_summary_line_counts_what_was_written(
     line = capsys.readouterr().out
     match = re.fullmatch(r"wrote (\d+) files to (.+) \((.+)\)\n", line)
     assert match, line
-    files = build.read_tree(out)
+    files = builder.read_tree(out)
     assert int(match[1]) == len(files)
     assert match[2] == str(out)
     counts = {name: int(n) for n, name in (part.split(" ", 1) for part in match[3].split(", "))}
@@ -215,11 +215,11 @@ def test_summary_line_counts_what_was_written(
 def test_failed_build_prints_the_problems_and_keeps_out(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from dashboards import main
+    from genonaut_monitoring.dashboards import main
 
     out = tmp_path / "out"
-    build.build(CFG, out)
-    before = build.read_tree(out)
+    builder.build(CFG, out)
+    before = builder.read_tree(out)
 
     original = main.request_rate
 
@@ -237,7 +237,7 @@ def test_failed_build_prints_the_problems_and_keeps_out(
         "expression 'sum by (route) (rate(nope{" in err
     )
     assert "metric 'nope' is not in the catalogue" in err
-    assert build.read_tree(out) == before
+    assert builder.read_tree(out) == before
 
 
 def test_help_lists_the_options() -> None:
@@ -245,8 +245,8 @@ def test_help_lists_the_options() -> None:
         [sys.executable, build.__file__, "--help"], capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("usage: build.py [-h] [--out OUT] [--profile")
-    for option in ("--out", "--profile", "--check"):
+    assert result.stdout.startswith("usage: build.py [-h] [--out OUT] [--config FILE]")
+    for option in ("--out", "--config", "--profile", "--check"):
         assert option in result.stdout
 
 
@@ -255,7 +255,7 @@ def test_help_lists_the_options() -> None:
 _SCRIPT = """
 import runpy, sys
 sys.path.insert(0, {root!r})
-from dashboards import main
+from genonaut_monitoring.dashboards import main
 
 original = main.memory
 

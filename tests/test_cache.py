@@ -10,8 +10,8 @@ import pytest
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
-from exporters import cache, instrument
-from exporters.catalogue import OTHER
+from genonaut_monitoring.exporters import cache, instrument
+from genonaut_monitoring.exporters.catalogue import OTHER
 from tests.apps.driver import get, request
 
 REPORT_PATH = "/api/v1/telemetry/frontend"

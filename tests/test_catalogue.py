@@ -7,8 +7,8 @@ import re
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from exporters import catalogue
-from exporters.catalogue import check_expression
+from genonaut_monitoring.exporters import catalogue
+from genonaut_monitoring.exporters.catalogue import check_expression
 
 
 def test_every_name_follows_prometheus_conventions() -> None:

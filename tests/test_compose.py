@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 import yaml
 
-import build
-import config
+from genonaut_monitoring import builder as build
+from genonaut_monitoring import config
 from tests.conftest import ROOT, require_tool
 
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -246,7 +246,7 @@ def test_prometheus_rule_files_and_targets_resolve_inside_the_stack(
     api_targets = [
         target
         for job in generated["scrape_configs"]
-        if job["job_name"] == config.CONFIG.targets.job
+        if job["job_name"] == config.CONFIG.jobs[0]
         for static in job["static_configs"]
         for target in static["targets"]
     ]
@@ -358,9 +358,8 @@ def test_compose_profile_differs_from_the_default_only_in_addresses() -> None:
     expected = replace(
         config.CONFIG,
         profile="compose",
-        targets=replace(
-            config.CONFIG.targets, api=("api:8000",), alertmanager=("alertmanager:9093",)
-        ),
+        services=(replace(config.CONFIG.services[0], targets=("api:8000",)),),
+        targets=replace(config.CONFIG.targets, alertmanager=("alertmanager:9093",)),
         notifications=replace(config.CONFIG.notifications, smarthost="mailpit:1025"),
     )
     assert compose == expected
@@ -495,10 +494,11 @@ def test_dockerfile_runs_the_demo_api_as_a_non_root_user_with_the_postgres_extra
     for name, rest in instructions:
         by_name.setdefault(name, []).append(rest)
     assert by_name["USER"] == ["genonaut"]
-    assert any('pip install ".[postgres]"' in run for run in by_name["RUN"])
+    assert any('pip install ".[demo,postgres]"' in run for run in by_name["RUN"])
     assert any("useradd" in run and "--uid 10001" in run for run in by_name["RUN"])
     cmd = yaml.safe_load(by_name["CMD"][-1])
-    assert cmd[:6] == ["uvicorn", "exporters.demo:app", "--host", "0.0.0.0", "--port", "8000"]
+    app = "genonaut_monitoring.exporters.demo:app"
+    assert cmd[:6] == ["uvicorn", app, "--host", "0.0.0.0", "--port", "8000"]
     assert "/health" in by_name["HEALTHCHECK"][0]
     # Everything COPY needs exists and is not excluded by .dockerignore.
     ignore = (ROOT / ".dockerignore").read_text().split()

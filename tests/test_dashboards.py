@@ -12,13 +12,11 @@ import attr
 import grafanalib.core as g
 import pytest
 
-import alerts
-import build
-import config
-import dashboards
-from dashboards import common, main
-from dashboards.checks import check_dashboards, substitute, variables_in
-from exporters import catalogue as m
+from genonaut_monitoring import alerts, config, dashboards
+from genonaut_monitoring import builder as build
+from genonaut_monitoring.dashboards import common, main
+from genonaut_monitoring.dashboards.checks import check_dashboards, substitute, variables_in
+from genonaut_monitoring.exporters import catalogue as m
 
 CFG = config.CONFIG
 UIDS = CFG.grafana.dashboard_uids
@@ -411,7 +409,7 @@ def test_variables(boards: dict[str, Board]) -> None:
             "prometheus",
             CFG.grafana.prometheus_uid,
         )
-        assert variables["job"]["current"]["value"] == CFG.targets.job
+        assert variables["job"]["current"]["value"] == CFG.jobs[0]
         assert variables["instance"]["query"].startswith("label_values(")
         assert variables["instance"]["query"].endswith('{job="$job"}, instance)')
         assert variables["instance"]["datasource"] == {

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from prometheus_client import CollectorRegistry
 from pythonjsonlogger.json import JsonFormatter
 
-from exporters import catalogue, db
+from genonaut_monitoring.exporters import catalogue, db
 from tests.postgres import postgres_url  # noqa: F401
 
 METADATA = sa.MetaData()
@@ -224,11 +224,14 @@ def test_slow_queries_are_counted_and_logged_without_values(
     engine = engine_for(db_url, metrics, slow=0.0)
     insert_rows(engine, ["alice@example.com"])
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="genonaut.db"), engine.connect() as conn:
+    with (
+        caplog.at_level(logging.WARNING, logger="genonaut_monitoring.db"),
+        engine.connect() as conn,
+    ):
         for _ in range(3):
             conn.execute(SELECT_BY_NAME, {"name": "alice@example.com"}).one()
     assert value(registry, catalogue.DB_SLOW_QUERIES, operation="SELECT", table="items") == 3.0
-    records = [r for r in caplog.records if r.name == "genonaut.db"]
+    records = [r for r in caplog.records if r.name == "genonaut_monitoring.db"]
     assert len(records) == 3
     formatter = JsonFormatter("%(levelname)s %(name)s %(message)s")
     for record in records:
@@ -238,7 +241,7 @@ def test_slow_queries_are_counted_and_logged_without_values(
         assert duration >= 0
         assert line == {
             "levelname": "WARNING",
-            "name": "genonaut.db",
+            "name": "genonaut_monitoring.db",
             "message": f"slow query ({duration:.1f} ms): {SELECT_BY_NAME_FINGERPRINT}",
             "event": "slow_query",
             "operation": "SELECT",
@@ -267,11 +270,14 @@ def test_only_statements_over_the_threshold_are_slow(
     insert_rows(engine, ["x"])
     statement, expected_fingerprint = slow_statement(db_url)
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="genonaut.db"), engine.connect() as conn:
+    with (
+        caplog.at_level(logging.WARNING, logger="genonaut_monitoring.db"),
+        engine.connect() as conn,
+    ):
         conn.execute(SELECT_BY_NAME, {"name": "x"}).one()
         conn.execute(sa.text(statement)).all()
     assert series(registry, "database_slow_queries_total") == {("SELECT", "none"): 1.0}
-    (record,) = [r for r in caplog.records if r.name == "genonaut.db"]
+    (record,) = [r for r in caplog.records if r.name == "genonaut_monitoring.db"]
     assert record.fingerprint == expected_fingerprint  # type: ignore[attr-defined]
     assert record.duration_ms >= 200  # type: ignore[attr-defined]
     assert not hasattr(record, "request_id")
@@ -281,17 +287,20 @@ def test_only_statements_over_the_threshold_are_slow(
 def test_slow_query_inside_a_request_names_the_request(
     tmp_path: Path, metrics, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from exporters import context
+    from genonaut_monitoring.exporters import context
 
     engine = engine_for(f"sqlite:///{tmp_path / 'r.db'}", metrics, slow=0.0)
     state = SimpleNamespace(request_id="req-7", route="/api/v1/content")
     token = context._current.set(state)  # type: ignore[arg-type]
     try:
-        with caplog.at_level(logging.WARNING, logger="genonaut.db"), engine.connect() as conn:
+        with (
+            caplog.at_level(logging.WARNING, logger="genonaut_monitoring.db"),
+            engine.connect() as conn,
+        ):
             conn.execute(sa.text("SELECT 1")).one()
     finally:
         context._current.reset(token)
-    (record,) = [r for r in caplog.records if r.name == "genonaut.db"]
+    (record,) = [r for r in caplog.records if r.name == "genonaut_monitoring.db"]
     assert (record.request_id, record.route) == ("req-7", "/api/v1/content")  # type: ignore[attr-defined]
     engine.dispose()
 
@@ -362,11 +371,11 @@ def test_a_fault_in_a_listener_never_breaks_the_query(
     monkeypatch.setattr(db, "classify", broken)
     monkeypatch.setattr(db, "_last_fault", -math.inf)
     engine = engine_for(f"sqlite:///{tmp_path / 'fault.db'}", metrics)
-    with caplog.at_level(logging.ERROR, logger="genonaut.db"), engine.connect() as conn:
+    with caplog.at_level(logging.ERROR, logger="genonaut_monitoring.db"), engine.connect() as conn:
         assert conn.execute(sa.text("SELECT 40 + 2")).scalar_one() == 42
         with pytest.raises(sa.exc.OperationalError):
             conn.execute(sa.text("SELECT * FROM missing"))
-    messages = [r.getMessage() for r in caplog.records if r.name == "genonaut.db"]
+    messages = [r.getMessage() for r in caplog.records if r.name == "genonaut_monitoring.db"]
     # Logged once, not per statement.
     assert messages == [
         "database metrics failed in after_cursor_execute; the statement itself was not affected"
@@ -379,7 +388,7 @@ def test_async_engine_is_instrumented(
 ) -> None:
     from sqlalchemy.ext.asyncio import create_async_engine
 
-    from exporters import context
+    from genonaut_monitoring.exporters import context
 
     async def run() -> None:
         engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'async.db'}")
@@ -402,12 +411,13 @@ def test_async_engine_is_instrumented(
             context._current.reset(token)
         await engine.dispose()
 
-    with caplog.at_level(logging.WARNING, logger="genonaut.db"):
+    with caplog.at_level(logging.WARNING, logger="genonaut_monitoring.db"):
         asyncio.run(run())
     assert query_count(registry, "SELECT", "items") == 5.0
     assert query_count(registry, "INSERT", "items") == 1.0
     assert value(registry, catalogue.DB_POOL_SIZE, pool="async") == 5.0
-    slow = [(r.fingerprint, r.request_id) for r in caplog.records if r.name == "genonaut.db"]  # type: ignore[attr-defined]
+    records = [r for r in caplog.records if r.name == "genonaut_monitoring.db"]
+    slow = [(r.fingerprint, r.request_id) for r in records]  # type: ignore[attr-defined]
     assert slow == [(SELECT_BY_NAME_FINGERPRINT, "req-async")]
 
 

@@ -24,7 +24,7 @@ import pytest
 import sqlalchemy as sa
 from prometheus_client import CollectorRegistry
 
-from exporters import demo
+from genonaut_monitoring.exporters import demo
 from tests.conftest import ROOT, free_port
 
 SEED_ROWS = 2_000
@@ -447,7 +447,7 @@ def test_count_cache_serves_the_cached_value_within_its_ttl():
 def test_item_cache_evicts_the_least_recently_used(registry: CollectorRegistry):
     from fastapi import FastAPI
 
-    from exporters import instrument
+    from genonaut_monitoring.exporters import instrument
 
     recorder = instrument(FastAPI(), registry=registry).cache("lru-test")
     cache = demo.LruCache(2, recorder)
@@ -485,11 +485,11 @@ def test_restart_keeps_the_data_and_logs_a_different_row_count(
         first_page = first.get(CONTENT).json()
     caplog.clear()
     second_app = make_client(tmp_path, CollectorRegistry(), seed_rows=900)
-    with caplog.at_level(logging.INFO, logger="genonaut.demo"), second_app() as second:
+    with caplog.at_level(logging.INFO, logger="genonaut_monitoring.demo"), second_app() as second:
         assert second.get(CONTENT).json() == first_page
         assert second.get(CONTENT).json()["pagination"]["total_count"] == 300
     assert _rows(tmp_path / "demo.db") == (300, 300)
-    messages = [r.getMessage() for r in caplog.records if r.name == "genonaut.demo"]
+    messages = [r.getMessage() for r in caplog.records if r.name == "genonaut_monitoring.demo"]
     assert messages == [
         "content_items already holds 300 rows; DEMO_SEED_ROWS=900 is ignored and the data kept "
         "(drop the tables or use a new database to reseed)"
@@ -628,7 +628,7 @@ def test_a_failed_first_cursor_page_counts_as_cursor_once_the_route_declared_it(
     assert faulty.get(CURSOR, params={"limit": 50}).status_code == 200
     faulty.request("PUT", "/debug/faults", json={"error_rate": 1.0}).raise_for_status()
     caplog.clear()
-    with caplog.at_level(logging.INFO, logger="genonaut.access"):
+    with caplog.at_level(logging.INFO, logger="genonaut_monitoring.access"):
         # The fault dependency fails the request before the handler can say "cursor".
         assert faulty.get(CURSOR, params={"limit": 50}).status_code == 500
     cursor = {"route": CURSOR, "mode": "cursor", "page_size_class": "26-50"}
@@ -650,7 +650,7 @@ def test_a_failed_first_cursor_page_counts_as_cursor_once_the_route_declared_it(
     ]
     assert offset_series == []
     assert faulty.value("pagination_offset_count", route=CURSOR) == 0
-    (record,) = [r for r in caplog.records if r.name == "genonaut.access"]
+    (record,) = [r for r in caplog.records if r.name == "genonaut_monitoring.access"]
     fields = {
         name: getattr(record, name)
         for name in ("status", "pagination_mode", "page", "page_size", "offset", "offset_range")

@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 from prometheus_client import CollectorRegistry
 
-from exporters import demo
+from genonaut_monitoring.exporters import demo
 from tests.postgres import postgres_url  # noqa: F401
 from tests.test_demo import CONTENT, CURSOR, Client, running
 

@@ -18,9 +18,8 @@ from typing import Any
 import pytest
 import requests
 
-import alerts
-import config
-from alerts.model import seconds
+from genonaut_monitoring import alerts, config
+from genonaut_monitoring.alerts.model import seconds
 from tests.conftest import require_tool
 
 ALERT = "ApiHighErrorRate"
@@ -94,10 +93,10 @@ class Traffic:
 def stack(tmp_path: Any) -> Iterator[Any]:
     for tool in ("prometheus", "prometheus-alertmanager", "promtool", "amtool"):
         require_tool(tool)
-    from scripts.stack import Stack
+    from genonaut_monitoring.stack import Stack
 
     with Stack(
-        tmp_path, profile=config.TEST_CONFIG, api_env={"DEMO_FAULTS": "1", "DEMO_SEED_ROWS": "2000"}
+        tmp_path, cfg=config.TEST_CONFIG, api_env={"DEMO_FAULTS": "1", "DEMO_SEED_ROWS": "2000"}
     ) as running:
         yield running
 
@@ -139,7 +138,7 @@ def description(rule: dict[str, Any], value: str) -> str:
     """The rule's description as Prometheus renders it for the job, showing ``value``."""
     text: str = rule["annotations"]["description"]
     return text.replace("{{ $value | humanizePercentage }}", value).replace(
-        "{{ $labels.job }}", config.TEST_CONFIG.targets.job
+        "{{ $labels.job }}", config.TEST_CONFIG.jobs[0]
     )
 
 
@@ -149,7 +148,7 @@ def expected_slack_text(rule: dict[str, Any], status: str, value: str) -> str:
         f"*{notes['summary']}*\n"
         f"{description(rule, value)}\n"
         f"*Status:* {status}  *Severity:* critical  *Value:* {value}\n"
-        f"*Labels:* job={config.TEST_CONFIG.targets.job} \n"
+        f"*Labels:* job={config.TEST_CONFIG.jobs[0]} \n"
         f"<{notes['runbook_url']}|Runbook>  <{notes['dashboard_url']}|Dashboard>\n"
     )
 
@@ -198,7 +197,7 @@ def check_email(message: EmailMessage, rule: dict[str, Any], status: str, cfg: A
     assert text == (
         f"{title}\n\n{notes['summary']}\n{description(rule, value.group(1))}\n"
         f"Status: {status}\nSeverity: critical\nValue: {value.group(1)}\n"
-        f"Labels: job={cfg.targets.job} \nRunbook: {notes['runbook_url']}\n"
+        f"Labels: job={cfg.jobs[0]} \nRunbook: {notes['runbook_url']}\n"
         f"Dashboard: {notes['dashboard_url']}\n"
     )
     html = html_part.get_content()
@@ -211,9 +210,7 @@ def check_email(message: EmailMessage, rule: dict[str, Any], status: str, cfg: A
 def test_error_rate_alert_reaches_slack_and_email_then_resolves(stack: Any) -> None:
     cfg = stack.cfg
     rule = next(r for r in _rules(cfg) if r.get("alert") == ALERT)
-    stack.wait_for(
-        lambda: stack.query(f'up{{job="{cfg.targets.job}"}} == 1'), 30, "the first scrape"
-    )
+    stack.wait_for(lambda: stack.query(f'up{{job="{cfg.jobs[0]}"}} == 1'), 30, "the first scrape")
     with Traffic(stack.api_url) as traffic:
         ratio = alerts.recording.http_error_ratio(cfg)
         stack.wait_for(lambda: stack.query(f"{ratio} == 0"), 60, f"{ratio} to read 0")

@@ -19,9 +19,9 @@ import httpx
 import pytest
 import requests
 
-import config
-from dashboards.checks import BUILTIN_VARIABLES
-from scripts.stack import Stack
+from genonaut_monitoring import config
+from genonaut_monitoring.dashboards.checks import BUILTIN_VARIABLES
+from genonaut_monitoring.stack import Stack
 from tests.conftest import require_tool
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -167,11 +167,11 @@ def panel_queries(stack: Stack, start: float, end: float) -> list[tuple[str, str
 def test_every_panel_query_returns_data(tmp_path: Path) -> None:
     require_tool("prometheus")
     api_env = {"DEMO_FAULTS": "1", "SLOW_QUERY_SECONDS": "0", "DEMO_SEED_ROWS": "20000"}
-    with Stack(tmp_path, profile=CFG, components={"api", "prometheus"}, api_env=api_env) as stack:
+    with Stack(tmp_path, cfg=CFG, components={"api", "prometheus"}, api_env=api_env) as stack:
         start = time.time()
         stack.wait_for(lambda: stack.query('up{job="genonaut-api"} == 1'), 30, "first API scrape")
         run_load(stack.api_url)
-        loaded = stack.query(f"sum(http_requests_total{{job={json.dumps(CFG.targets.job)}}})")
+        loaded = stack.query(f"sum(http_requests_total{{job={json.dumps(CFG.jobs[0])}}})")
         total = float(loaded[0]["value"][1]) if loaded else 0.0
         # Two more scrapes, so the last requests are in Prometheus too.
         time.sleep(3 * SCRAPE_SECONDS)

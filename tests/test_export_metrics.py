@@ -436,7 +436,7 @@ def test_an_unreachable_prometheus_exits_2_with_the_url_and_a_hint(tmp_path: Pat
     result = export("--prometheus", url, "--query", "up", "--csv", tmp_path / "x.csv")
     assert result.returncode == 2
     assert f"cannot reach Prometheus at {url} (connection refused)" in result.stderr
-    assert "python -m scripts.stack" in result.stderr
+    assert "genonaut-monitoring up" in result.stderr
     assert not (tmp_path / "x.csv").exists()
 
 

@@ -28,8 +28,8 @@ from prometheus_client.core import (
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporters import catalogue, instrument, pagination_query
-from exporters.exposition import TextExposition
+from genonaut_monitoring.exporters import catalogue, instrument, pagination_query
+from genonaut_monitoring.exporters.exposition import TextExposition
 from tests.conftest import require_tool
 
 

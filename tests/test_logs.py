@@ -14,8 +14,8 @@ import pytest
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
-from exporters import configure_logging, instrument, pagination_query
-from exporters.logs import JsonLineFormatter, TextFormatter
+from genonaut_monitoring.exporters import configure_logging, instrument, pagination_query
+from genonaut_monitoring.exporters.logs import JsonLineFormatter, TextFormatter
 from tests.apps.driver import get
 
 BASE_FIELDS = {
@@ -69,7 +69,7 @@ def json_lines(restore_logging: None) -> io.StringIO:
     return stream
 
 
-def lines(stream: io.StringIO, logger: str = "genonaut.access") -> list[dict[str, Any]]:
+def lines(stream: io.StringIO, logger: str = "genonaut_monitoring.access") -> list[dict[str, Any]]:
     parsed = [json.loads(line) for line in stream.getvalue().splitlines()]
     return [line for line in parsed if line["logger"] == logger]
 
@@ -106,7 +106,7 @@ def test_one_json_line_per_request_with_exactly_the_agreed_fields(
     assert re.fullmatch(r"GET /content/42 200 \d+\.\dms", line.pop("message"))
     assert line == {
         "level": "INFO",
-        "logger": "genonaut.access",
+        "logger": "genonaut_monitoring.access",
         "event": "request",
         "request_id": "req-1",
         "method": "GET",
@@ -188,10 +188,12 @@ def test_text_format_is_one_readable_line(
     stream = io.StringIO()
     configure_logging(level="INFO", fmt="text", stream=stream)
     get(content_app(registry), "/content?page=2&page_size=10", headers={"X-Request-ID": "r-9"})
-    (line,) = [text for text in stream.getvalue().splitlines() if "genonaut.access" in text]
+    (line,) = [
+        text for text in stream.getvalue().splitlines() if "genonaut_monitoring.access" in text
+    ]
     stamp, level, logger, message = line.split(maxsplit=3)
     assert stamp.endswith("Z") and datetime.fromisoformat(stamp).tzinfo is not None
-    assert (level, logger) == ("INFO", "genonaut.access")
+    assert (level, logger) == ("INFO", "genonaut_monitoring.access")
     assert message.startswith("GET /content 200 ")
     for pair in (
         "request_id=r-9",
@@ -212,14 +214,15 @@ def test_environment_chooses_level_and_format(
     monkeypatch.setenv("LOG_FORMAT", "TEXT")
     handler = configure_logging(stream=io.StringIO())
     assert isinstance(handler.formatter, TextFormatter)
-    assert logging.getLogger().level == logging.WARNING
+    assert logging.getLogger("genonaut_monitoring").level == logging.WARNING
     monkeypatch.delenv("LOG_LEVEL")
     monkeypatch.delenv("LOG_FORMAT")
     handler = configure_logging(stream=io.StringIO())
     assert isinstance(handler.formatter, JsonLineFormatter)
-    assert logging.getLogger().level == logging.INFO
+    assert logging.getLogger("genonaut_monitoring").level == logging.INFO
     # Calling again replaces the handler instead of doubling every line.
-    assert [h for h in logging.getLogger().handlers if h.get_name() == "genonaut"] == [handler]
+    mine = [h for h in logging.getLogger().handlers if h.get_name() == "genonaut_monitoring"]
+    assert mine == [handler]
 
 
 @pytest.mark.parametrize(

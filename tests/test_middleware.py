@@ -11,9 +11,10 @@ import pytest
 from fastapi import APIRouter, FastAPI, HTTPException, WebSocket
 from prometheus_client import REGISTRY, CollectorRegistry
 
-import config
-from exporters import catalogue, context, instrument
-from exporters.catalogue import OTHER, UNMATCHED_ROUTE
+import genonaut_monitoring.exporters
+from genonaut_monitoring import config
+from genonaut_monitoring.exporters import catalogue, context, instrument
+from genonaut_monitoring.exporters.catalogue import OTHER, UNMATCHED_ROUTE
 from tests.apps.driver import get, request, websocket_echo
 
 
@@ -248,11 +249,11 @@ def test_a_failing_metric_never_fails_the_request(
     histogram = instrumentation.metrics[catalogue.HTTP_REQUEST_DURATION]
     child_class = type(histogram.labels("GET", "/items/{item_id}"))
     monkeypatch.setattr(child_class, "observe", broken)
-    with caplog.at_level(logging.ERROR, logger="genonaut.exporters"):
+    with caplog.at_level(logging.ERROR, logger="genonaut_monitoring.exporters"):
         responses = get(app, "/items/1", "/items/2", "/items/3")
     assert [r.status_code for r in responses] == [200, 200, 200]
     assert [r.json() for r in responses] == [{"id": 1}, {"id": 2}, {"id": 3}]
-    faults = [r for r in caplog.records if r.name == "genonaut.exporters"]
+    faults = [r for r in caplog.records if r.name == "genonaut_monitoring.exporters"]
     assert len(faults) == 1  # rate-limited: one line, not one per request
     assert "metrics recording failed in MetricsMiddleware" in faults[0].getMessage()
     assert faults[0].exc_info is not None
@@ -274,10 +275,10 @@ def test_a_failing_gauge_at_request_start_never_fails_the_request(
         raise RuntimeError("gauge is broken")
 
     monkeypatch.setattr(type(gauge.labels("GET")), "inc", broken)
-    with caplog.at_level(logging.ERROR, logger="genonaut.exporters"):
+    with caplog.at_level(logging.ERROR, logger="genonaut_monitoring.exporters"):
         response = get(app, "/items/1")[0]
     assert (response.status_code, response.json()) == (200, {"id": 1})
-    faults = [r.getMessage() for r in caplog.records if r.name == "genonaut.exporters"]
+    faults = [r.getMessage() for r in caplog.records if r.name == "genonaut_monitoring.exporters"]
     assert len(faults) == 1
     assert faults[0].startswith("metrics recording failed in MetricsMiddleware (start);")
     # The rest of the request is still recorded, and the gauge is not decremented
@@ -341,7 +342,7 @@ def test_engine_is_handed_to_the_database_listeners(
     import types
 
     calls: list[tuple[object, float, str | None]] = []
-    fake_db = types.ModuleType("exporters.db")
+    fake_db = types.ModuleType("genonaut_monitoring.exporters.db")
 
     def instrument_engine(
         engine: object, *, metrics: object, slow_query_seconds: float, name: str | None = None
@@ -349,8 +350,8 @@ def test_engine_is_handed_to_the_database_listeners(
         calls.append((engine, slow_query_seconds, name))
 
     fake_db.instrument_engine = instrument_engine  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "exporters.db", fake_db)
-    monkeypatch.setattr(__import__("exporters"), "db", fake_db, raising=False)
+    monkeypatch.setitem(sys.modules, "genonaut_monitoring.exporters.db", fake_db)
+    monkeypatch.setattr(genonaut_monitoring.exporters, "db", fake_db, raising=False)
     instrument(items_app(), registry=registry, engine="engine-a", slow_query_seconds=0.5)
     instrument(items_app(), registry=registry, engine=["b", "c"])
     instrument(items_app(), registry=registry, engine={"reads": "d"})

@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporters import instrument
+from genonaut_monitoring.exporters import instrument
 from tests.apps.driver import get
 from tests.conftest import ROOT, free_port
 

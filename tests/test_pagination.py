@@ -8,8 +8,8 @@ import pytest
 from fastapi import FastAPI, HTTPException, Query
 from prometheus_client import CollectorRegistry
 
-from exporters import PaginationParams, catalogue, instrument, pagination_query
-from exporters.pagination import Page, detect
+from genonaut_monitoring.exporters import PaginationParams, catalogue, instrument, pagination_query
+from genonaut_monitoring.exporters.pagination import Page, detect
 from tests.apps.driver import get
 
 DEFAULTS = PaginationParams()

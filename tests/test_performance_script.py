@@ -15,7 +15,7 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from scripts.stack import Stack
+from genonaut_monitoring.stack import Stack
 from tests.conftest import ROOT, free_port
 
 SEED_ROWS = 3_000

@@ -389,6 +389,6 @@ def test_an_unreachable_prometheus_exits_2_and_keeps_the_old_preview(tmp_path: P
     result = preview("--prometheus", url, "--dashboards", boards, "--out", out)
     assert result.returncode == 2
     assert f"cannot reach Prometheus at {url} (connection refused)" in result.stderr
-    assert "python -m scripts.stack" in result.stderr
+    assert "genonaut-monitoring up" in result.stderr
     assert (out / "index.html").read_text() == "previous run\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["boards", "preview"]

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from scripts.stack import SlackStandIn, SmtpCatcher, Stack, StackError, free_port
+from genonaut_monitoring.stack import SlackStandIn, SmtpCatcher, Stack, StackError, free_port
 from tests.conftest import ROOT, require_tool
 
 
@@ -80,7 +80,7 @@ def test_stack_runs_prometheus_scraping_the_api_and_stops_cleanly(tmp_path: Path
     ) as stack:
         assert requests.get(f"{stack.api_url}/api/v1/content?page=1&page_size=5", timeout=5).ok
         up = stack.wait_for(
-            lambda: stack.query(f'up{{job="{stack.cfg.targets.job}"}} == 1'), 30, "a scrape"
+            lambda: stack.query(f'up{{job="{stack.cfg.jobs[0]}"}} == 1'), 30, "a scrape"
         )
         assert up[0]["metric"]["instance"] == f"127.0.0.1:{stack.ports.api}"
         ports = [stack.ports.api, stack.ports.prometheus]
@@ -116,7 +116,10 @@ def test_make_up_prints_urls_and_leaves_no_process_behind_on_ctrl_c(tmp_path: Pa
         require_tool(tool)
     workdir = tmp_path / "run"
     process = subprocess.Popen(
-        [sys.executable, "-m", "scripts.stack", "--workdir", str(workdir), "--seed-rows", "500"],
+        [
+            *[sys.executable, "-m", "genonaut_monitoring", "up"],
+            *["--workdir", str(workdir), "--seed-rows", "500"],
+        ],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

@@ -6,7 +6,7 @@ import os
 
 from fastapi import FastAPI
 
-from exporters import instrument
+from genonaut_monitoring.exporters import instrument
 
 app = FastAPI()
 

@@ -12,9 +12,9 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import config
-from alerts.model import seconds
-from exporters import catalogue as c
+from genonaut_monitoring import config
+from genonaut_monitoring.alerts.model import seconds
+from genonaut_monitoring.exporters import catalogue as c
 
 INSTANCE = "127.0.0.1:8000"
 QUANTILE = 0.95
@@ -58,7 +58,7 @@ def labels_text(labels: dict[str, str]) -> str:
 
 
 # The cases label series with the shipped job name; case() refuses a profile with another.
-JOB = config.CONFIG.targets.job
+JOB = config.CONFIG.jobs[0]
 
 
 def target(**labels: str) -> dict[str, str]:
@@ -133,7 +133,7 @@ def _http_error_rate(cfg: config.Config, tl: Timeline, n: int) -> Case:
         ]
 
     hot, cold = min(100, math.ceil(200 * r)), math.floor(50 * r)
-    job = {"job": cfg.targets.job}
+    job = {"job": cfg.jobs[0]}
     return Case(
         "ApiHighErrorRate",
         Scenario(f"{hot}% of requests fail", traffic(hot), [Expected(job, hot / 100)]),
@@ -196,7 +196,7 @@ def _db_slow(cfg: config.Config, tl: Timeline, n: int) -> Case:
     cold_rate = binary_below(t.slow_queries_per_second)
     hot_bucket = bucket_above(spec, t.db_query_p95_seconds)
     cold_bucket = bucket_below(spec, t.db_query_p95_seconds)
-    job = {"job": cfg.targets.job}
+    job = {"job": cfg.jobs[0]}
     return Case(
         "DatabaseSlowQueries",
         Scenario(
@@ -231,7 +231,7 @@ def _db_errors(cfg: config.Config, tl: Timeline, n: int) -> Case:
         Scenario(
             f"{hot} statements fail per second",
             [counter(c.DB_QUERY_ERRORS.name, target(**labels), hot * tl.step, n)],
-            [Expected({"job": cfg.targets.job, **labels}, hot)],
+            [Expected({"job": cfg.jobs[0], **labels}, hot)],
         ),
         Scenario(
             f"{cold} statements fail per second",
@@ -294,7 +294,7 @@ def _target_missing(cfg: config.Config, tl: Timeline, n: int) -> Case:
         Scenario(
             "only another job is scraped",
             [gauge("up", other, 1, n)],
-            [Expected({"job": cfg.targets.job}, 1)],
+            [Expected({"job": cfg.jobs[0]}, 1)],
         ),
         Scenario("the API job is scraped", [gauge("up", target(), 1, n)]),
     )
@@ -338,7 +338,7 @@ BUILDERS: dict[str, Callable[[config.Config, Timeline, int], Case]] = {
 
 def case(cfg: config.Config, alert: str, until: float) -> Case:
     """The case for ``alert`` with enough samples to evaluate up to ``until`` seconds."""
-    if cfg.targets.job != JOB:
-        raise ValueError(f"the rule test cases label series job={JOB!r}, not {cfg.targets.job!r}")
+    if cfg.jobs[0] != JOB:
+        raise ValueError(f"the rule test cases label series job={JOB!r}, not {cfg.jobs[0]!r}")
     tl = Timeline(cfg)
     return BUILDERS[alert](cfg, tl, tl.points(until))

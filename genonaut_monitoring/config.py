@@ -4,14 +4,50 @@ Dashboards, alert rules, recording rules, Alertmanager routing, Grafana and
 Prometheus provisioning all read these values, so a panel's threshold line and
 the alert that fires on it can never disagree. Each key names what uses it.
 
-Two profiles exist: ``default`` (what ships and what ``docker compose up``
-runs) and ``test`` (short intervals, so the end-to-end tests see an alert in
-seconds). ``build.py --profile test`` selects the latter.
+Three profiles ship: ``default`` (the demo on this machine), ``test`` (short
+intervals, so the end-to-end tests see an alert in seconds) and ``compose``
+(every address a compose service name). An adopter's TOML file
+(:mod:`genonaut_monitoring.settings`) overrides any key below, starting from
+the profile chosen with ``--profile``.
+
+Types carry their own rules (``Ratio``, ``Duration``, ...): the settings loader
+checks a value from a file against them and names the key when one is broken.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
+from typing import Annotated
+
+
+@dataclass(frozen=True)
+class Rule:
+    """What a setting must be, as a check and the sentence that says it."""
+
+    allowed: str
+    check: re.Pattern[str] | tuple[float | None, float | None]
+
+    def accepts(self, value: object) -> bool:
+        if isinstance(self.check, re.Pattern):
+            return isinstance(value, str) and self.check.fullmatch(value) is not None
+        low, high = self.check
+        assert isinstance(value, (int, float))
+        return (low is None or value >= low) and (high is None or value <= high)
+
+
+# A Prometheus duration such as 30s, 5m or 1h30m (units ms, s, m, h, d, w, y, in that order).
+_DURATION = re.compile(r"(?=\d)(\d+y)?(\d+w)?(\d+d)?(\d+h)?(\d+m)?(\d+s)?(\d+ms)?")
+
+Ratio = Annotated[float, Rule("a ratio from 0 to 1 (0.05 is 5%)", (0.0, 1.0))]
+Seconds = Annotated[float, Rule("seconds, more than 0 (0.25 is 250ms)", (1e-9, None))]
+PerSecond = Annotated[float, Rule("a rate per second, 0 or more", (0.0, None))]
+Count = Annotated[int, Rule("a whole number, 1 or more", (1, None))]
+Port = Annotated[int, Rule("a port from 1 to 65535", (1, 65535))]
+Duration = Annotated[str, Rule("a Prometheus duration such as 30s, 5m or 1h30m", _DURATION)]
+Address = Annotated[str, Rule("host:port, such as localhost:8000", re.compile(r"[^\s/:]+:\d{1,5}"))]
+UrlPath = Annotated[str, Rule("a URL path starting with /", re.compile(r"/\S*"))]
+Name = Annotated[str, Rule("a non-empty name without spaces", re.compile(r"\S+"))]
 
 
 @dataclass(frozen=True)
@@ -19,44 +55,44 @@ class Thresholds:
     """Alert thresholds; dashboards draw the same values as threshold lines."""
 
     # ApiHighErrorRate; main dashboard "Error rate" panel. Ratio of 5xx responses.
-    error_ratio: float = 0.05
+    error_ratio: Ratio = 0.05
     # ApiHighLatency; main dashboard "Response time" panels. p95 per route, seconds.
-    latency_p95_seconds: float = 1.0
+    latency_p95_seconds: Seconds = 1.0
     # PaginationSlowQueries; pagination dashboard "Pagination query time" panels.
-    pagination_query_p95_seconds: float = 0.5
+    pagination_query_p95_seconds: Seconds = 0.5
     # PaginationDeepOffsetSlow; pagination dashboard "Response time by offset range".
-    deep_offset_p95_seconds: float = 1.0
+    deep_offset_p95_seconds: Seconds = 1.0
     # Offsets from this one on count as deep (PaginationDeepOffsetSlow).
-    deep_offset_min: int = 10_000
+    deep_offset_min: Count = 10_000
     # DatabaseSlowQueries; database dashboard "Query time" panels. p95, seconds.
-    db_query_p95_seconds: float = 0.25
+    db_query_p95_seconds: Seconds = 0.25
     # Exporter default: a query at least this long is counted and logged as slow.
-    slow_query_seconds: float = 0.1
+    slow_query_seconds: Seconds = 0.1
     # DatabaseSlowQueries also fires when slow queries exceed this rate (per second).
-    slow_queries_per_second: float = 0.1
+    slow_queries_per_second: PerSecond = 0.1
     # DatabaseQueryErrors; database dashboard "Query errors". Errors per second.
-    db_errors_per_second: float = 0.0
+    db_errors_per_second: PerSecond = 0.0
     # DatabasePoolNearExhaustion; database dashboard "Pool saturation". Ratio.
-    pool_saturation_ratio: float = 0.9
+    pool_saturation_ratio: Ratio = 0.9
     # Cache hit ratio panels (server and frontend) colour red below this ratio.
-    cache_hit_ratio_min: float = 0.5
+    cache_hit_ratio_min: Ratio = 0.5
     # Prefetch efficiency panel colours red below this ratio of used prefetches.
-    prefetch_efficiency_min: float = 0.5
+    prefetch_efficiency_min: Ratio = 0.5
 
 
 @dataclass(frozen=True)
 class AlertDurations:
     """How long a condition must hold before each alert fires (`for`)."""
 
-    api_high_error_rate: str = "2m"
-    api_high_latency: str = "5m"
-    pagination_slow_queries: str = "5m"
-    pagination_deep_offset_slow: str = "10m"
-    database_slow_queries: str = "5m"
-    database_query_errors: str = "2m"
-    database_pool_near_exhaustion: str = "5m"
-    database_pool_checkout_timeouts: str = "1m"
-    api_target_down: str = "1m"
+    api_high_error_rate: Duration = "2m"
+    api_high_latency: Duration = "5m"
+    pagination_slow_queries: Duration = "5m"
+    pagination_deep_offset_slow: Duration = "10m"
+    database_slow_queries: Duration = "5m"
+    database_query_errors: Duration = "2m"
+    database_pool_near_exhaustion: Duration = "5m"
+    database_pool_checkout_timeouts: Duration = "1m"
+    api_target_down: Duration = "1m"
 
 
 @dataclass(frozen=True)
@@ -64,33 +100,33 @@ class Intervals:
     """Scrape, evaluation and notification timing."""
 
     # Prometheus global scrape interval (design note: 15s).
-    scrape_interval: str = "15s"
+    scrape_interval: Duration = "15s"
     # The API job is scraped more often (design note: 5s).
-    api_scrape_interval: str = "5s"
-    scrape_timeout: str = "5s"
+    api_scrape_interval: Duration = "5s"
+    scrape_timeout: Duration = "5s"
     # Rule evaluation interval for every rule group.
-    evaluation_interval: str = "15s"
+    evaluation_interval: Duration = "15s"
     # Range of the rates inside alert and recording rules.
-    rate_window: str = "5m"
+    rate_window: Duration = "5m"
     # Alertmanager grouping.
-    group_wait: str = "30s"
-    group_interval: str = "5m"
-    repeat_interval: str = "4h"
+    group_wait: Duration = "30s"
+    group_interval: Duration = "5m"
+    repeat_interval: Duration = "4h"
     # Alertmanager considers an alert resolved when not re-sent for this long.
-    resolve_timeout: str = "5m"
+    resolve_timeout: Duration = "5m"
 
 
 @dataclass(frozen=True)
 class Ports:
     """Ports on the host (loopback) where each service listens by default."""
 
-    api: int = 8000
-    prometheus: int = 9090
-    alertmanager: int = 9093
-    grafana: int = 3001
-    postgres: int = 5432
-    mail_web: int = 8025
-    mail_smtp: int = 1025
+    api: Port = 8000
+    prometheus: Port = 9090
+    alertmanager: Port = 9093
+    grafana: Port = 3001
+    postgres: Port = 5432
+    mail_web: Port = 8025
+    mail_smtp: Port = 1025
 
 
 @dataclass(frozen=True)
@@ -117,19 +153,31 @@ class Grafana:
     # Where compose mounts out/grafana/dashboards inside Grafana (dashboards.yaml provider path).
     dashboards_path: str = "/var/lib/grafana/dashboards/genonaut"
     tags: tuple[str, ...] = ("genonaut", "generated")
-    refresh: str = "10s"
+    refresh: Duration = "10s"
     timezone: str = "browser"
     time_from: str = "now-1h"
 
 
 @dataclass(frozen=True)
-class Targets:
-    """What Prometheus scrapes and where Prometheus finds Alertmanager."""
+class Service:
+    """One instrumented application: a Prometheus scrape job and the targets it scrapes.
 
-    job: str = "genonaut-api"
-    api: tuple[str, ...] = ("localhost:8000",)
-    alertmanager: tuple[str, ...] = ("localhost:9093",)
-    metrics_path: str = "/metrics"
+    Its name is the job label on every series it exposes: alert rules select and
+    group by it, and the dashboards' job variable lists every service.
+    """
+
+    name: Name
+    targets: tuple[Address, ...]
+    metrics_path: UrlPath = "/metrics"
+    # None: Intervals.api_scrape_interval.
+    scrape_interval: Duration | None = None
+
+
+@dataclass(frozen=True)
+class Targets:
+    """Where Prometheus finds Alertmanager."""
+
+    alertmanager: tuple[Address, ...] = ("localhost:9093",)
 
 
 @dataclass(frozen=True)
@@ -160,10 +208,17 @@ class Config:
     intervals: Intervals = field(default_factory=Intervals)
     ports: Ports = field(default_factory=Ports)
     grafana: Grafana = field(default_factory=Grafana)
+    # The applications Prometheus scrapes, one job each (design note: the API on :8000).
+    services: tuple[Service, ...] = (Service("genonaut-api", ("localhost:8000",)),)
     targets: Targets = field(default_factory=Targets)
     notifications: Notifications = field(default_factory=Notifications)
     # Base of every alert's runbook_url; the alert name is the anchor.
     runbook_base_url: str = "https://github.com/genonaut/genonaut-monitoring/blob/main/RUNBOOK.md"
+
+    @property
+    def jobs(self) -> tuple[str, ...]:
+        """The Prometheus job of every service, in config order."""
+        return tuple(service.name for service in self.services)
 
 
 CONFIG = Config()
@@ -194,7 +249,8 @@ TEST_CONFIG = replace(
 COMPOSE_CONFIG = replace(
     CONFIG,
     profile="compose",
-    targets=replace(CONFIG.targets, api=("api:8000",), alertmanager=("alertmanager:9093",)),
+    services=tuple(replace(s, targets=("api:8000",)) for s in CONFIG.services),
+    targets=Targets(alertmanager=("alertmanager:9093",)),
     notifications=replace(CONFIG.notifications, smarthost="mailpit:1025"),
 )
 

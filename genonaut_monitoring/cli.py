@@ -1,0 +1,124 @@
+"""``genonaut-monitoring``: build the generated files, or run the stack on this machine.
+
+    genonaut-monitoring build --config monitoring.toml --out monitoring/out
+    genonaut-monitoring build --check            # exit 1 when the output is stale
+    genonaut-monitoring up --config monitoring.toml --no-demo
+
+``python build.py`` in the project's repository runs the same ``build``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from genonaut_monitoring import config
+
+BUILD_DESCRIPTION = (
+    "Generate Grafana dashboards and provisioning, Prometheus rules and configs, and the "
+    "Alertmanager config, then validate them. Nothing is written unless all of it is valid."
+)
+
+
+def add_config_options(parser: argparse.ArgumentParser) -> None:
+    """``--config FILE`` and ``--profile NAME``, shared by ``build`` and ``up``."""
+    parser.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="TOML file overriding the shipped settings (default: none, the demo's settings)",
+    )
+    parser.add_argument(
+        "--profile",
+        default="default",
+        choices=sorted(config.PROFILES),
+        help="settings profile to start from (default: default)",
+    )
+
+
+def add_build_options(parser: argparse.ArgumentParser, default_out: Path) -> None:
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=default_out,
+        help=f"output folder (default: {default_out})",
+    )
+    add_config_options(parser)
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="validate a fresh build and compare it with --out; exit 1 if they differ",
+    )
+
+
+def load_config(path: Path | None, profile: str) -> config.Config:
+    """The profile, with the adopter's file applied when one is given."""
+    if path is None:
+        return config.profile(profile)
+    from genonaut_monitoring import settings
+
+    return settings.load(path, profile)
+
+
+def run_build(args: argparse.Namespace) -> int:
+    """The ``build`` command: problems go to stderr, one per line, and nothing is written."""
+    from genonaut_monitoring import builder, settings
+
+    out = args.out.resolve()
+    try:
+        cfg = load_config(args.config, args.profile)
+    except settings.SettingsError as exc:
+        print(f"build failed; {out} was left as it was:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 2
+    try:
+        if args.check:
+            differences = builder.check(cfg, out)
+            if differences:
+                print(f"{out} is out of date; run `{args.rerun}`:", file=sys.stderr)
+                for line in differences:
+                    print(f"  {line}", file=sys.stderr)
+                return 1
+            print(f"{out} is up to date")
+            return 0
+        outputs = builder.build(cfg, out)
+    except builder.BuildError as exc:
+        print(f"build failed; {out} was left as it was:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 1
+    print(builder.summary(outputs, out))
+    return 0
+
+
+def build_parser(prog: str, default_out: Path) -> argparse.ArgumentParser:
+    """The parser of ``python build.py``: the ``build`` command's options alone."""
+    parser = argparse.ArgumentParser(prog=prog, description=BUILD_DESCRIPTION)
+    add_build_options(parser, default_out)
+    parser.set_defaults(rerun=f"python {prog}")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="genonaut-monitoring",
+        description="Monitoring as code for FastAPI services: build the files, run the stack.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    build = commands.add_parser(
+        "build", help="generate and validate the files", description=BUILD_DESCRIPTION
+    )
+    add_build_options(build, Path("out"))
+    build.set_defaults(run=run_build, rerun="genonaut-monitoring build")
+    from genonaut_monitoring import stack
+
+    stack.add_parser(commands)
+    args = parser.parse_args(argv)
+    return int(args.run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
