@@ -49,6 +49,8 @@ PAGE_SIZE_CLASSES: tuple[tuple[float, str], ...] = (
 PAGINATION_MODES = ("offset", "cursor")
 CACHE_RESULTS = ("hit", "miss")
 PREFETCH_OUTCOMES = ("used", "wasted")
+# Why a worker could not write a metric to PROMETHEUS_MULTIPROC_DIR (exporters.mpstore).
+WRITE_DROP_REASONS = ("missing", "read_only", "full", "error")
 
 _OFFSET_EDGES = [edge for edge, _ in OFFSET_RANGES]
 _PAGE_SIZE_EDGES = [edge for edge, _ in PAGE_SIZE_CLASSES]
@@ -250,6 +252,15 @@ FRONTEND_PREFETCHES = MetricSpec(
     "counter",
     "Pages the frontend prefetched, by outcome (used or wasted).",
     ("cache", "outcome"),
+)
+
+# --- The exporter itself ---------------------------------------------------------
+METRICS_WRITES_DROPPED = MetricSpec(
+    "metrics_writes_dropped_total",
+    "counter",
+    "Metric writes a worker could not make to its multiprocess directory, by reason; "
+    "the values wait in the worker's memory until the directory has room.",
+    ("reason",),
 )
 
 # --- Exported by others -------------------------------------------------------

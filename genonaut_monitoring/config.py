@@ -199,6 +199,20 @@ class Notifications:
 
 
 @dataclass(frozen=True)
+class Multiprocess:
+    """Workers sharing PROMETHEUS_MULTIPROC_DIR (exporters.mpstore and exporters.mpdir)."""
+
+    # mpstore: a worker that could not open or grow a metrics file tries again after this
+    # long; its values wait in memory meanwhile (a failed try costs a system call or two).
+    retry_seconds: Seconds = 10.0
+    # mpdir: one ERROR line per cause (full, read-only, missing, ...) at most this often.
+    error_log_seconds: Seconds = 60.0
+    # mpdir: how long a scrape or a starting worker waits for another worker's merge of
+    # dead workers' files before going on without pruning.
+    lock_timeout_seconds: Seconds = 2.0
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration; ``CONFIG`` is the one the project ships."""
 
@@ -212,6 +226,7 @@ class Config:
     services: tuple[Service, ...] = (Service("genonaut-api", ("localhost:8000",)),)
     targets: Targets = field(default_factory=Targets)
     notifications: Notifications = field(default_factory=Notifications)
+    multiprocess: Multiprocess = field(default_factory=Multiprocess)
     # Base of every alert's runbook_url; the alert name is the anchor.
     runbook_base_url: str = "https://github.com/genonaut/genonaut-monitoring/blob/main/RUNBOOK.md"
 
