@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from genonaut_monitoring import config
+if TYPE_CHECKING:
+    from genonaut_monitoring import config
 
 BUILD_DESCRIPTION = (
     "Generate Grafana dashboards and provisioning, Prometheus rules and configs, and the "
@@ -24,6 +26,8 @@ BUILD_DESCRIPTION = (
 
 def add_config_options(parser: argparse.ArgumentParser) -> None:
     """``--config FILE`` and ``--profile NAME``, shared by ``build`` and ``up``."""
+    from genonaut_monitoring import config
+
     parser.add_argument(
         "--config",
         type=Path,
@@ -55,6 +59,8 @@ def add_build_options(parser: argparse.ArgumentParser, default_out: Path) -> Non
 
 def load_config(path: Path | None, profile: str) -> config.Config:
     """The profile, with the adopter's file applied when one is given."""
+    from genonaut_monitoring import config
+
     if path is None:
         return config.profile(profile)
     from genonaut_monitoring import settings
@@ -102,7 +108,35 @@ def build_parser(prog: str, default_out: Path) -> argparse.ArgumentParser:
     return parser
 
 
+def guarded(command: Callable[[], int]) -> int:
+    """Run ``command``; a Python error in config.py (imported first) is one line, not a trace.
+
+    Errors in the other definitions are the build's to report (builder.python_error).
+    """
+    from genonaut_monitoring import builder
+
+    try:
+        from genonaut_monitoring import config  # noqa: F401
+    except Exception as exc:
+        print(
+            "nothing was built or started; the previous output was left as it was:\n  "
+            + builder.python_error(exc),
+            file=sys.stderr,
+        )
+        return 1
+    return command()
+
+
+def build_main(prog: str, default_out: Path, argv: Sequence[str] | None = None) -> int:
+    """``python build.py``: the ``build`` command with the repository's default folder."""
+    return guarded(lambda: run_build(build_parser(prog, default_out).parse_args(argv)))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    return guarded(lambda: _main(argv))
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = argparse.ArgumentParser(
         prog="genonaut-monitoring",
         description="Monitoring as code for FastAPI services: build the files, run the stack.",
