@@ -147,9 +147,9 @@ def _main(argv: Sequence[str] | None) -> int:
     )
     add_build_options(build, Path("out"))
     build.set_defaults(run=run_build, rerun="genonaut-monitoring build")
-    from genonaut_monitoring import stack
+    from genonaut_monitoring import up
 
-    stack.add_parser(commands)
+    up.add_parser(commands)
     args = parser.parse_args(argv)
     return int(args.run(args))
 

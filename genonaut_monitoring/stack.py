@@ -1,8 +1,4 @@
-"""Run the monitoring stack on this machine, without Docker: ``genonaut-monitoring up``.
-
-    genonaut-monitoring up                                # the demo API and everything else
-    genonaut-monitoring up --config monitoring.toml --no-demo   # scrape your own running app
-    make up                                               # the first, from this repository
+"""The monitoring stack on this machine, without Docker (``genonaut-monitoring up``).
 
 Starts Prometheus and Alertmanager (Debian packages) with configs built for
 the ports chosen here, a real SMTP server that keeps every email it receives,
@@ -10,7 +6,8 @@ a stand-in for Slack's incoming webhook, and (unless ``--no-demo``) the demo
 API. Prints the URLs and stops everything on Ctrl-C. Grafana is the one part
 that needs Docker: ``docker compose up`` runs the whole stack with it.
 
-The end-to-end tests drive the same :class:`Stack`::
+The command is :mod:`genonaut_monitoring.up`; the end-to-end tests drive the same
+:class:`Stack`::
 
     with Stack(tmp_path, components={"api", "prometheus"}) as stack:
         stack.wait_for(lambda: stack.query("up") != [], 30, "first scrape")
@@ -18,12 +15,9 @@ The end-to-end tests drive the same :class:`Stack`::
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
-import signal
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
@@ -164,15 +158,26 @@ class Stack:
             self._wait_http("prometheus", f"{self.prometheus_url}/-/ready", timeout=30)
 
     def stop(self) -> None:
-        """Stop everything that was started, newest first; safe to call twice."""
+        """Stop everything that was started, newest first; safe to call twice.
+
+        Each part is stopped even when stopping another one failed; the first failure
+        is raised afterwards.
+        """
         if self._stopped:
             return
         self._stopped = True
-        for name in reversed(list(self.processes)):
-            self.processes[name].stop()
-        for service in (self.slack, self.smtp):
-            if service is not None:
-                service.stop()
+        stops: list[Callable[[], None]] = [
+            self.processes[name].stop for name in reversed(list(self.processes))
+        ]
+        stops += [service.stop for service in (self.slack, self.smtp) if service is not None]
+        failure: BaseException | None = None
+        for stop in stops:
+            try:
+                stop()
+            except Exception as exc:
+                failure = failure or exc
+        if failure is not None:
+            raise failure
 
     def _write_secrets(self) -> None:
         self.secrets_dir.mkdir(parents=True, exist_ok=True)
@@ -287,95 +292,3 @@ class Stack:
         if self.slack is not None:
             urls["Slack stand-in"] = self.slack.url
         return urls
-
-
-def _save_mail(stack: Stack, seen: int) -> int:
-    """Write messages received since ``seen`` to workdir/mail as .eml files."""
-    if stack.smtp is None:
-        return seen
-    folder = stack.workdir / "mail"
-    folder.mkdir(exist_ok=True)
-    messages = stack.smtp.messages[seen:]
-    for offset, message in enumerate(messages, start=seen + 1):
-        (folder / f"{offset:04d}.eml").write_bytes(bytes(message))
-        print(f"email received: {message['Subject']}", flush=True)
-    return seen + len(messages)
-
-
-def add_parser(commands: Any) -> None:
-    """The ``up`` command of ``genonaut-monitoring``."""
-    from genonaut_monitoring.cli import add_config_options
-
-    parser = commands.add_parser(
-        "up",
-        help="run Prometheus, Alertmanager and the alert catchers here (no Docker)",
-        description="Run Prometheus, Alertmanager, an SMTP catcher, a Slack stand-in and the "
-        "demo API on loopback, with configs built for them. Grafana needs Docker "
-        "(`docker compose up` runs the whole stack with it). With --no-demo, Prometheus "
-        "scrapes the services' own targets from --config: your app, already running.",
-    )
-    add_config_options(parser)
-    parser.add_argument(
-        "--workdir", type=Path, default=Path(".run"), help="state and logs (default .run/)"
-    )
-    parser.add_argument(
-        "--no-demo", action="store_true", help="do not start the demo API; scrape your own app"
-    )
-    parser.add_argument(
-        "--seed-rows", type=int, default=100_000, help="demo catalogue size (default 100000)"
-    )
-    parser.add_argument(
-        "--faults", action="store_true", help="enable the demo's /debug/faults routes"
-    )
-    parser.add_argument("--workers", type=int, default=1, help="demo API workers (default 1)")
-    parser.set_defaults(run=run)
-
-
-def run(args: argparse.Namespace) -> int:
-    """The ``up`` command: start everything, print the URLs, stop everything on Ctrl-C."""
-    from genonaut_monitoring import cli, settings
-
-    try:
-        cfg = cli.load_config(args.config, args.profile)
-    except settings.SettingsError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    components = COMPONENTS - ({"api"} if args.no_demo else set())
-    stack = Stack(
-        args.workdir,
-        cfg=cfg,
-        components=components,
-        api_env={"DEMO_SEED_ROWS": str(args.seed_rows), "DEMO_FAULTS": "1" if args.faults else "0"},
-        api_workers=args.workers,
-        preferred_ports=True,
-        slack_webhook_url=os.environ.get("SLACK_WEBHOOK_URL") or None,
-        own_targets=args.no_demo,
-    )
-    stopping = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
-    try:
-        print(f"starting (logs in {stack.workdir / 'logs'}) ...", flush=True)
-        stack.start()
-        for name, url in stack.urls().items():
-            print(f"  {name:<15} {url}")
-        print(
-            "Grafana needs Docker and is not started here: `docker compose up` runs the whole"
-            " stack with it; in this repository `make preview` renders the panels without it."
-        )
-        print("Ctrl-C stops everything.", flush=True)
-        seen = 0
-        while not stopping.wait(1.0):
-            seen = _save_mail(stack, seen)
-            dead = [n for n, p in stack.processes.items() if not p.alive()]
-            if dead:
-                print(f"{', '.join(dead)} stopped; see {stack.workdir / 'logs'}", file=sys.stderr)
-                return 1
-    except KeyboardInterrupt:
-        pass
-    except (StackError, builder.BuildError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        print("stopping ...", flush=True)
-        stack.stop()
-    return 0
