@@ -28,8 +28,8 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Wedge
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-from scripts.grafana_json import Panel, Step, Target
-from scripts.promapi import Series, Window
+from scripts._grafana_json import Panel, Step, Target
+from scripts._promapi import Series, Window
 
 # Pixels per grid unit: Grafana's 24 columns across about 1300 pixels, rows of 30 px.
 COLUMN_PX = 56

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from scripts.promapi import Prometheus, QueryFailed, Series, Window, format_duration
+from scripts._promapi import Prometheus, QueryFailed, Series, Window, format_duration
 
 # Where build.py writes the dashboards: the scripts' default input.
 DEFAULT_DASHBOARDS = Path(__file__).resolve().parent.parent / "out" / "grafana" / "dashboards"
