@@ -553,3 +553,10 @@ def run(prom: Prometheus, query: PanelQuery, window: Window) -> list[Series]:
         return prom.query_range(query.expr, window)
     except QueryFailed as exc:
         raise QueryFailed(query.expr, f"{query.where}: {exc.error}") from None
+
+
+if __name__ == "__main__":
+    sys.exit(
+        f"{__file__}: not a command, a helper of scripts.preview and scripts.export_metrics; "
+        "run one of those (python -m scripts.NAME --help)"
+    )

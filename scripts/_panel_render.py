@@ -11,6 +11,7 @@ placeholder.
 from __future__ import annotations
 
 import math
+import sys
 import textwrap
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -855,3 +856,10 @@ def render(data: PanelData, window: Window, path: Path) -> Rendered:
             rendered = Rendered("error", notes=[f"could not draw: {exc!r}"])
             fig.savefig(path, format="png", dpi=DPI, metadata={"Software": None})
     return rendered
+
+
+if __name__ == "__main__":
+    sys.exit(
+        f"{__file__}: not a command, a helper of scripts.preview; "
+        "run one of those (python -m scripts.NAME --help)"
+    )
