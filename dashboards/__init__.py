@@ -23,6 +23,7 @@ from grafanalib._gen import DashboardEncoder
 from genonaut_monitoring import config
 from genonaut_monitoring.dashboards import database, main, pagination
 from genonaut_monitoring.dashboards.checks import check_dashboards, load_datasources
+from genonaut_monitoring.dashboards.model import complete_dashboard
 
 Builder = Callable[[config.Config], g.Dashboard]
 
@@ -100,14 +101,19 @@ def _clean(node: Any, legacy: frozenset[str] = _LEGACY_KEYS) -> Any:
 
 
 def to_data(dashboard: g.Dashboard) -> dict[str, Any]:
-    """The dashboard as plain JSON data, nulls and legacy fields stripped."""
+    """The dashboard as plain JSON data in Grafana 11.6's current shape (``model``).
+
+    grafanalib writes schemaVersion 12, no pluginVersion, nulls and pre-8.0 fields;
+    here they are stripped and the dashboard completed at the current schema, so
+    Grafana runs no migration on load (see ``dashboards/model.py`` for why).
+    """
     raw = json.loads(json.dumps(dashboard.to_json_data(), cls=DashboardEncoder))
     data = {k: v for k, v in raw.items() if k not in _LEGACY_DASHBOARD_KEYS}
     cleaned: dict[str, Any] = _clean(data, frozenset())
     cleaned["panels"] = [_clean(panel) for panel in cleaned.get("panels", [])]
     # The time picker's fixed list of ranges was removed in Grafana 7.
     cleaned.get("timepicker", {}).pop("time_options", None)
-    return cleaned
+    return complete_dashboard(cleaned)
 
 
 def dump(data: dict[str, Any]) -> bytes:

@@ -3,7 +3,7 @@
 Each problem is one sentence naming the dashboard file, the panel title, the
 offending expression or value, and what to do about it.
 
-    >>> check_dashboards({"x.json": {"uid": "x", "panels": []}}, {}, {})
+    >>> check_dashboards({"x.json": {"uid": "x", "schemaVersion": 41, "panels": []}}, {}, {})
     []
 """
 
@@ -18,6 +18,7 @@ import yaml
 
 from genonaut_monitoring import config
 from genonaut_monitoring.dashboards.common import GRID_WIDTH
+from genonaut_monitoring.dashboards.model import PLUGIN_VERSION, SCHEMA_VERSION
 from genonaut_monitoring.exporters import catalogue
 
 MAX_UID_LENGTH = 40
@@ -132,6 +133,7 @@ class _Checker:
 
     def run(self) -> list[str]:
         self.check_uid()
+        self.check_schema()
         for variable in self.variables.values():
             self.check_variable(variable)
         panels = self.data.get("panels", [])
@@ -154,6 +156,23 @@ class _Checker:
                 f"uid {uid!r} must be at most {MAX_UID_LENGTH} characters of letters, "
                 "digits, '-' and '_'",
             )
+
+    def check_schema(self) -> None:
+        # Anything older is migrated on every load (and loses graphTooltip below 14).
+        version = self.data.get("schemaVersion")
+        if version != SCHEMA_VERSION:
+            self.problem(
+                None,
+                f"schemaVersion is {version!r}, not {SCHEMA_VERSION}: Grafana would migrate it "
+                "on every load; leave it to the defaults pass (dashboards/model.py)",
+            )
+        for panel in self.data.get("panels", []):
+            if panel.get("type") != "row" and panel.get("pluginVersion") != PLUGIN_VERSION:
+                self.problem(
+                    panel.get("title", ""),
+                    f"pluginVersion is {panel.get('pluginVersion')!r}, not {PLUGIN_VERSION!r}: "
+                    "Grafana would re-run the plugin's migrations on every load",
+                )
 
     def check_ids_and_titles(self, panels: list[dict[str, Any]]) -> None:
         seen_ids: dict[Any, str] = {}

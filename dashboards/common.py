@@ -233,6 +233,7 @@ class HeatmapPanel(g.Panel):
     """A heatmap of pre-bucketed Prometheus histograms (Grafana 9+ ``heatmap`` options)."""
 
     unit: str = attr.ib(default="")
+    cell_unit: str = attr.ib(default="short")
 
     def to_json_data(self) -> dict[str, Any]:
         return self.panel_json(
@@ -242,6 +243,9 @@ class HeatmapPanel(g.Panel):
                     # Prometheus already bucketed the data: never re-bucket it.
                     "calculate": False,
                     "cellGap": 1,
+                    # The heatmap gives its cells the first bucket field's config, unit
+                    # included: without this the counts would read as seconds.
+                    "cellValues": {"unit": self.cell_unit},
                     "color": {"mode": "scheme", "scheme": "Oranges", "steps": 64},
                     "filterValues": {"le": 1e-9},
                     "legend": {"show": True},
@@ -424,9 +428,17 @@ def pie(title: str, description: str, query: Query, unit: str) -> g.PieChartv2:
     )
 
 
-def heatmap(title: str, description: str, query: Query, unit: str) -> HeatmapPanel:
-    """A heatmap of a histogram's ``_bucket`` rates."""
-    return _new(HeatmapPanel, **_common(title, description, [query]), unit=unit, thresholds=NEUTRAL)
+def heatmap(
+    title: str, description: str, query: Query, unit: str, cell_unit: str = "short"
+) -> HeatmapPanel:
+    """A heatmap of a histogram's ``_bucket`` rates: buckets in ``unit``, cells counted."""
+    return _new(
+        HeatmapPanel,
+        **_common(title, description, [query]),
+        unit=unit,
+        cell_unit=cell_unit,
+        thresholds=NEUTRAL,
+    )
 
 
 def table(
@@ -491,7 +503,8 @@ class Variable:
         }
         if self.type == "query":
             # Refresh the values whenever the time range changes: new instances appear.
-            data.update(datasource=PROMETHEUS, refresh=2, regex="", sort=1, definition=self.query)
+            # No "definition": the dashboard model (VariableModel) has no such key.
+            data.update(datasource=PROMETHEUS, refresh=2, regex="", sort=1)
         else:
             data.update(refresh=1, regex="")
         return data
