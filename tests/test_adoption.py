@@ -235,3 +235,67 @@ def test_the_stack_scrapes_the_services_own_targets(tmp_path: Path) -> None:
             assert "Scraping my-app" in stack.urls()
     finally:
         app.stop()
+
+
+# --- several services: rules select each and carry its job ---------------------------------
+
+
+def test_alerts_fire_per_service_with_its_job_and_ignore_other_jobs(tmp_path: Path) -> None:
+    """promtool over the rules built from the README's two-service example."""
+    import yaml
+
+    from genonaut_monitoring import builder, settings
+    from tests.test_settings import EXAMPLE
+
+    promtool = require_tool("promtool")
+    (tmp_path / "monitoring.toml").write_text(EXAMPLE)
+    cfg = settings.load(tmp_path / "monitoring.toml", "test")
+    out = tmp_path / "out"
+    builder.build(cfg, out)
+    step = cfg.intervals.evaluation_interval
+    requests = catalogue.HTTP_REQUESTS.name
+    # 3% of the worker's requests fail: above its 2% threshold; the API and a job the
+    # config does not know fail as often and more, and must not alert.
+    series = []
+    for job, instance in (("genonaut-worker", "w:8002"), ("genonaut-api", "a:8001")):
+        good, bad = (97, 3) if job == "genonaut-worker" else (100, 0)
+        for status, per_step in (("200", good), ("500", bad)):
+            labels = f'job="{job}", instance="{instance}", method="GET", route="/x"'
+            name = f'{requests}{{{labels}, status="{status}"}}'
+            series.append({"series": name, "values": f"0+{per_step}x120"})
+    other = 'job="other", instance="o:1", method="GET", route="/x", status="500"'
+    series.append({"series": f"{requests}{{{other}}}", "values": "0+100x120"})
+    series.append({"series": 'up{job="genonaut-worker", instance="w:8002"}', "values": "0x120"})
+    series.append({"series": 'up{job="genonaut-api", instance="a:8001"}', "values": "1x120"})
+    series.append({"series": 'up{job="other", instance="o:1"}', "values": "0x120"})
+    test = {
+        "rule_files": sorted(str(p) for p in (out / "prometheus/rules").glob("*.yml")),
+        "evaluation_interval": step,
+        "tests": [
+            {
+                "interval": step,
+                "input_series": series,
+                # Every firing alert of the two: exactly the worker's, labelled with its job.
+                "promql_expr_test": [
+                    {
+                        "expr": 'ALERTS{alertname=~"ApiHighErrorRate|ApiTargetDown", '
+                        'alertstate="firing"}',
+                        "eval_time": "60s",
+                        "exp_samples": [
+                            {"labels": f"ALERTS{{{labels}}}", "value": 1}
+                            for labels in (
+                                'alertname="ApiHighErrorRate", alertstate="firing", '
+                                'job="genonaut-worker", severity="critical"',
+                                'alertname="ApiTargetDown", alertstate="firing", '
+                                'instance="w:8002", job="genonaut-worker", severity="critical"',
+                            )
+                        ],
+                    }
+                ],
+            }
+        ],
+    }
+    path = tmp_path / "test.yml"
+    path.write_text(yaml.safe_dump(test))
+    result = subprocess.run([promtool, "test", "rules", str(path)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
