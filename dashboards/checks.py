@@ -10,7 +10,7 @@ offending expression or value, and what to do about it.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -356,3 +356,48 @@ def check_dashboards(
                 problems.append(f"dashboard {uid!r} ({filename}): file must be named {uid}.json")
         problems += _Checker(filename, data, datasources, recorded).run()
     return problems
+
+
+# --- the catalogue is charted or alerted on -----------------------------------------
+
+
+def selected_series(expr: str) -> set[str]:
+    """Series names ``expr`` selects; Grafana variables are substituted first."""
+    import promql_parser as pp
+
+    names: set[str] = set()
+
+    def visit(node: Any) -> None:
+        if isinstance(node, pp.VectorSelector) and node.name:
+            names.add(node.name)
+
+    try:
+        pp.walk(pp.parse(substitute(expr)), visit)
+    except ValueError:
+        return set()  # check_expression reports it, with the place
+    return names
+
+
+def uncovered_metrics(exprs: Iterable[str], recording_rules: Mapping[str, str]) -> list[str]:
+    """A problem for each catalogue metric no expression selects, even through a rule.
+
+    ``exprs`` are every panel query and alert expression; ``recording_rules`` maps a
+    recorded series to its expression, so an alert on a recording rule counts for the
+    metrics the rule reads. A metric nobody charts or alerts on is exported for nothing.
+    """
+    seen: set[str] = set()
+    todo = [name for expr in exprs for name in selected_series(expr)]
+    while todo:
+        name = todo.pop()
+        if name not in seen:
+            seen.add(name)
+            if name in recording_rules:
+                todo.extend(selected_series(recording_rules[name]))
+    used = {found[0].name for name in seen if (found := catalogue.lookup(name))}
+    return [
+        f"metric {spec.name!r} (exporters/catalogue.py) is exported but no dashboard panel "
+        "charts it and no alert reads it: chart it (dashboards/), alert on it (alerts/), "
+        "or stop exporting it"
+        for spec in catalogue.CATALOGUE
+        if spec.name not in used
+    ]
