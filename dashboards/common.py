@@ -619,19 +619,15 @@ def bucket_bars(
 
     Grafana's heatmap format sorts the buckets by ``le`` and de-accumulates them; each
     bar is named by the values it counts (``2-5``, not its bound ``5.0``) and shows a
-    whole count (``increase()`` extrapolates to fractions).
+    whole count: ``increase()`` extrapolates to fractions (40.2 requests), so each
+    cumulative bucket is rounded first and their differences stay whole.
     """
+    buckets = sum_by(("le",), increase(spec, *matchers, suffix="_bucket", route=True))
     return bars(
         title,
         description,
-        Query(
-            sum_by(("le",), increase(spec, *matchers, suffix="_bucket", route=True)),
-            "{{le}}",
-            instant=True,
-            heatmap=True,
-        ),
+        Query(f"round({buckets})", "{{le}}", instant=True, heatmap=True),
         unit="short",
-        decimals=0,
         names=tuple((_le_pattern(bound), label) for bound, label in bucket_ranges(spec, minimum)),
     )
 

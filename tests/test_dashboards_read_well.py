@@ -71,7 +71,7 @@ def test_bucket_bars_are_named_by_the_values_they_count(boards: dict[str, Board]
             hits = [o for o in overrides if re.search(o["matcher"]["options"], le)]
             assert len(hits) == 1, (p["title"], le)
         # increase() extrapolates (40.2 requests): the bars show whole counts.
-        assert p["fieldConfig"]["defaults"]["decimals"] == 0
+        assert p["targets"][0]["expr"].startswith("round(sum by (le) (increase(")
 
 
 def test_bucket_ranges_read_like_the_catalogues_own_ranges() -> None:
