@@ -154,6 +154,21 @@ def _kustomization_problems(
     return problems
 
 
+def rule_file(resource: Mapping[str, Any]) -> str:
+    """A PrometheusRule's ``spec.groups`` as the Prometheus rule file the operator makes of it."""
+    return dump({"groups": resource["spec"]["groups"]})
+
+
+def rule_files(outputs: Mapping[str, bytes]) -> dict[str, bytes]:
+    """Every PrometheusRule of a build's outputs as a rule file, by ``<resource name>.yml``."""
+    found = {}
+    for path, content in sorted(outputs.items()):
+        resource = schemas.load_yaml(content)
+        if path.endswith(".yaml") and resource.get("kind") == "PrometheusRule":
+            found[f"{resource['metadata']['name']}.yml"] = rule_file(resource).encode()
+    return found
+
+
 def _rules_problems(resources: Mapping[str, Any], where: Path) -> list[str]:
     """``promtool check rules`` on the groups of every PrometheusRule, as a rule file each."""
     problems = []
@@ -161,10 +176,10 @@ def _rules_problems(resources: Mapping[str, Any], where: Path) -> list[str]:
     for path, resource in sorted(resources.items()):
         if resource.get("kind") != "PrometheusRule":
             continue
-        rule_file = where / f"{resource['metadata']['name']}.yml"
-        rule_file.write_text(dump({"groups": resource["spec"]["groups"]}))
+        target = where / f"{resource['metadata']['name']}.yml"
+        target.write_text(rule_file(resource))
         problems += run_tool(
-            ["promtool", "check", "rules", "--lint=all", "--lint-fatal", str(rule_file)],
+            ["promtool", "check", "rules", "--lint=all", "--lint-fatal", str(target)],
             f"{path} (its spec.groups as a rule file)",
         )
     return problems
