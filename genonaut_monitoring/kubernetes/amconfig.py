@@ -166,6 +166,17 @@ def to_spec(alertmanager: Mapping[str, Any], cfg: config.Config) -> dict[str, An
     return spec
 
 
+def secret_refs(spec: Mapping[str, Any]) -> dict[str, list[str]]:
+    """Secret name -> the keys an AlertmanagerConfig ``spec`` reads (they must exist first)."""
+    found: dict[str, set[str]] = {}
+    for receiver in spec.get("receivers", []):
+        for item in [*receiver.get("slackConfigs", []), *receiver.get("emailConfigs", [])]:
+            for field in ("apiURL", "authPassword"):
+                if field in item:
+                    found.setdefault(item[field]["name"], set()).add(item[field]["key"])
+    return {name: sorted(keys) for name, keys in sorted(found.items())}
+
+
 # --- back to alertmanager.yml ------------------------------------------------------------
 
 _BACK = {

@@ -60,7 +60,8 @@ OBJECT_META: dict[str, Any] = {
         "uid": _STRING,
         "resourceVersion": _STRING,
         "generation": {"type": "integer"},
-        "creationTimestamp": _STRING,
+        # `kubectl create --dry-run=client -o yaml` writes null here; the server takes it.
+        "creationTimestamp": {"type": ["string", "null"]},
         "deletionTimestamp": _STRING,
         "deletionGracePeriodSeconds": {"type": "integer"},
         "finalizers": {"type": "array", "items": _STRING},

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +38,11 @@ from genonaut_monitoring.kubernetes import core
 CRDS_FILE = Path(__file__).with_name("crds.json")
 
 
-class Loader(yaml.SafeLoader):
+# libyaml's parser when PyYAML has it: the vendored CRDs are large.
+_SafeLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class Loader(_SafeLoader):
     """YAML as Kubernetes reads it: a plain ``=`` is a string, not PyYAML's 1.1 "value" tag.
 
     (The CRDs' matchType enum lists ``- =`` unquoted.)
@@ -52,7 +56,7 @@ Loader.yaml_implicit_resolvers = {
 
 
 def load_yaml(text: str | bytes) -> Any:
-    return yaml.load(text, Loader=Loader)
+    return yaml.load(text, Loader=Loader)  # a safe loader
 
 
 # --- the CRDs, compacted ------------------------------------------------------------
@@ -82,7 +86,7 @@ def compact(crd: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def crds_document(release: str, source: str, crds: list[Mapping[str, Any]]) -> str:
+def crds_document(release: str, source: str, crds: Sequence[Mapping[str, Any]]) -> str:
     """The text of crds.json: the compacted CRDs with the release they come from."""
     kinds = {c["kind"]: c for c in (compact(crd) for crd in crds)}
     data = {"release": release, "source": source, "kinds": dict(sorted(kinds.items()))}
