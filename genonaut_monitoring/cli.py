@@ -20,7 +20,8 @@ from genonaut_monitoring.builder import TARGETS
 
 BUILD_DESCRIPTION = (
     "Generate Grafana dashboards and provisioning, Prometheus rules and configs, and the "
-    "Alertmanager config, then validate them. Nothing is written unless all of it is valid."
+    "Alertmanager config (or, with --target kubernetes, the same as Prometheus Operator "
+    "resources), then validate them. Nothing is written unless all of it is valid."
 )
 
 
@@ -42,14 +43,6 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
 
 def add_build_options(parser: argparse.ArgumentParser, default_out: Path) -> None:
     parser.add_argument(
-        "--target",
-        default="files",
-        choices=TARGETS,
-        help="files: configs, rules and dashboards for one host (compose, the local stack); "
-        "kubernetes: PrometheusRules, ServiceMonitors, an AlertmanagerConfig and dashboard "
-        "ConfigMaps for the Prometheus Operator, with a kustomization.yaml (default: files)",
-    )
-    parser.add_argument(
         "--out",
         type=Path,
         help=f"output folder (default: {default_out}, or {target_out(default_out, 'kubernetes')} "
@@ -61,6 +54,14 @@ def add_build_options(parser: argparse.ArgumentParser, default_out: Path) -> Non
         "--check",
         action="store_true",
         help="validate a fresh build and compare it with --out; exit 1 if they differ",
+    )
+    parser.add_argument(
+        "--target",
+        default="files",
+        choices=TARGETS,
+        help="files: configs, rules and dashboards for one host (compose, the local stack); "
+        "kubernetes: PrometheusRules, ServiceMonitors, an AlertmanagerConfig and dashboard "
+        "ConfigMaps for the Prometheus Operator, with a kustomization.yaml (default: files)",
     )
 
 

@@ -10,6 +10,8 @@ compose-network address of the app)::
     targets = ["localhost:8001"]
     [thresholds]
     error_ratio = 0.02
+    [kubernetes]
+    release_labels = { release = "prom" }   # a table of labels replaces the shipped one
     [profiles.compose]
     services = [{ name = "genonaut-api", targets = ["host.docker.internal:8001"] }]
 

@@ -274,6 +274,39 @@ def test_refresh_crds_from_a_git_clone_reproduces_the_vendored_files(tmp_path: P
     assert refreshed["sha256"] == source["sha256"] and refreshed["tag"] == source["tag"]
 
 
+def test_openapi_extensions_are_read_as_the_api_server_reads_them() -> None:
+    def errors(schema: dict[str, Any], instance: Any) -> list[str]:
+        validator = schemas.Validator(schemas.json_schema(schema))
+        return [e.message for e in validator.iter_errors(instance)]
+
+    closed = {"type": "object", "properties": {"a": {"type": "string"}}}
+    assert errors(closed, {"a": "x"}) == []
+    assert errors(closed, {"b": "x"}) == [
+        "Additional properties are not allowed ('b' was unexpected)"
+    ]
+    assert errors({**closed, "x-kubernetes-preserve-unknown-fields": True}, {"b": 1}) == []
+    nullable = {"type": "string", "nullable": True}
+    assert errors(nullable, None) == [] and errors({"type": "string"}, None) != []
+    as_set = {"type": "array", "items": {"type": "string"}, "x-kubernetes-list-type": "set"}
+    assert errors(as_set, ["a", "a"]) == ["['a', 'a'] has non-unique elements"]
+    as_map = {
+        "type": "array",
+        "items": {"type": "object", "properties": {"name": {"type": "string"}}},
+        "x-kubernetes-list-type": "map",
+        "x-kubernetes-list-map-keys": ["name"],
+    }
+    assert errors(as_map, [{"name": "a"}, {"name": "b"}]) == []
+    assert errors(as_map, [{"name": "a"}, {"name": "a"}]) == ["two items have the same name"]
+    cel = {"type": "object", "x-kubernetes-validations": [{"rule": "has(self.a)"}]}
+    assert errors(cel, {}) == [
+        "carries CEL validation rules that cannot be checked here (has(self.a)); leave this "
+        "field out or check it against a real API server"
+    ]
+    # A property may be called "description" or "properties": those stay schemas.
+    named = {"type": "object", "properties": {"description": {"type": "string"}}}
+    assert errors(named, {"description": 1}) == ["1 is not of type 'string'"]
+
+
 # --- mistakes are caught -----------------------------------------------------------------
 
 # (file, text, misspelt as, the problem that must name it)
