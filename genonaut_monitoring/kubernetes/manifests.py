@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from genonaut_monitoring import config
+from genonaut_monitoring.alerts.model import seconds
 from genonaut_monitoring.alerts.render import dump
 from genonaut_monitoring.kubernetes import amconfig, schemas
 
@@ -59,7 +60,7 @@ def document(resource: Mapping[str, Any], body: str = "") -> str:
 
 
 def prometheus_rule(cfg: config.Config, rule_file: str, whys: Mapping[str, str]) -> str:
-    """A PrometheusRule holding one rule file's groups.
+    """A PrometheusRule holding one rule file's groups, named after its first group.
 
     Each group is evaluated at Intervals.evaluation_interval, as in prometheus.yml, and
     every alert gains the label namespace=Kubernetes.namespace: the operator routes to an
@@ -67,23 +68,23 @@ def prometheus_rule(cfg: config.Config, rule_file: str, whys: Mapping[str, str])
     comment that says why they exist.
     """
     groups = schemas.load_yaml(rule_file)["groups"]
-    (group,) = groups  # one group per file, per area
     head = {
         "apiVersion": MONITORING,
         "kind": "PrometheusRule",
-        "metadata": metadata(cfg, group["name"], selected_by_operator=True),
+        "metadata": metadata(cfg, groups[0]["name"], selected_by_operator=True),
     }
-    settings = {k: v for k, v in group.items() if k != "rules"}
-    settings.setdefault("interval", cfg.intervals.evaluation_interval)
-    lines = ["spec:\n  groups:\n", _indent(dump([settings], sort_keys=False), "    ")]
-    lines.append("      rules:\n")
     namespace = {"namespace": cfg.kubernetes.namespace}
-    for rule in group["rules"]:
-        if "alert" in rule:
-            rule["labels"] = dict(sorted({**rule.get("labels", {}), **namespace}.items()))
-        elif rule["record"] in whys:
-            lines.extend(f"        # {line}\n" for line in whys[rule["record"]].splitlines())
-        lines.append(_indent(dump([rule], sort_keys=False), "        "))
+    lines = ["spec:\n  groups:\n"]
+    for group in groups:
+        settings = {k: v for k, v in group.items() if k != "rules"}
+        settings.setdefault("interval", cfg.intervals.evaluation_interval)
+        lines += [_indent(dump([settings], sort_keys=False), "    "), "      rules:\n"]
+        for rule in group["rules"]:
+            if "alert" in rule:
+                rule["labels"] = dict(sorted({**rule.get("labels", {}), **namespace}.items()))
+            elif rule["record"] in whys:
+                lines.extend(f"        # {line}\n" for line in whys[rule["record"]].splitlines())
+            lines.append(_indent(dump([rule], sort_keys=False), "        "))
     return document(head, "".join(lines))
 
 
@@ -94,7 +95,7 @@ def service_monitor(cfg: config.Config, service: config.Service) -> dict[str, An
     Kubernetes Service's name, and every alert and dashboard selects by job.
     """
     interval = service.scrape_interval or cfg.intervals.api_scrape_interval
-    timeout = min(interval, cfg.intervals.scrape_timeout, key=_seconds)
+    timeout = min(interval, cfg.intervals.scrape_timeout, key=seconds)
     selector = service.selector or {"app.kubernetes.io/name": service.name}
     spec: dict[str, Any] = {
         "selector": {"matchLabels": dict(sorted(selector.items()))},
@@ -118,12 +119,6 @@ def service_monitor(cfg: config.Config, service: config.Service) -> dict[str, An
         "metadata": metadata(cfg, service.name, selected_by_operator=True),
         "spec": spec,
     }
-
-
-def _seconds(duration: str) -> float:
-    from genonaut_monitoring.alerts.model import seconds
-
-    return seconds(duration)
 
 
 def alertmanager_config(cfg: config.Config, alertmanager_yml: bytes) -> dict[str, Any]:
