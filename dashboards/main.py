@@ -182,6 +182,24 @@ def memory(cfg: config.Config) -> g.Panel:
     )
 
 
+def writes_dropped(cfg: config.Config) -> g.Panel:
+    return c.timeseries(
+        "Metric writes dropped",
+        "Metric updates the API workers could not write to their multiprocess directory "
+        "(PROMETHEUS_MULTIPROC_DIR) per second, by reason: full, read_only, missing. "
+        "Requests are served all the same; the values wait in each worker's memory, and "
+        "the worker's log names the directory and the fix. Empty is the normal state.",
+        [
+            c.Query(
+                c.sum_by(("reason",), c.rate(m.METRICS_WRITES_DROPPED)),
+                "{{reason}}",
+            )
+        ],
+        unit="short",
+        no_value="no dropped writes",
+    )
+
+
 def db_summary(cfg: config.Config) -> g.Panel:
     return c.timeseries(
         "Database query time p95 by operation",
@@ -243,6 +261,6 @@ def dashboard(cfg: config.Config) -> g.Dashboard:
             c.row(8, (error_ratio(cfg), 12), (errors_by_status(cfg), 12)),
             c.row(8, (response_time_by_route(cfg), 12), (exceptions(cfg), 12)),
             c.row(8, in_progress(cfg), db_summary(cfg), pagination_summary(cfg)),
-            c.row(8, (cpu(cfg), 8), (memory(cfg), 8), (firing_alerts(cfg), 8)),
+            c.row(8, cpu(cfg), memory(cfg), writes_dropped(cfg), firing_alerts(cfg)),
         ),
     )

@@ -86,6 +86,14 @@ def _ours(filename: str) -> bool:
     return any(real.startswith(f"{root}{os.sep}") for root in roots)
 
 
+def _reraise_missing_dependency(error: Exception) -> None:
+    """Let a library that is not installed through: the command names the extra to install."""
+    if isinstance(error, ModuleNotFoundError) and not (error.name or "").startswith(
+        "genonaut_monitoring"
+    ):
+        raise error
+
+
 def python_error(error: BaseException) -> str:
     """One line for a Python error in a definition: the file and line it comes from, and what.
 
@@ -178,6 +186,7 @@ def _parts(target: str) -> list[Part]:
     try:
         return parts(target)
     except Exception as exc:
+        _reraise_missing_dependency(exc)
         raise BuildError([python_error(exc)]) from None
 
 
@@ -192,6 +201,7 @@ def render(cfg: config.Config, target: str = "files") -> Outputs:
             problems.extend(exc.problems)
             continue
         except Exception as exc:
+            _reraise_missing_dependency(exc)
             problems.append(python_error(exc))
             continue
         for path, content in produced.items():
@@ -218,6 +228,7 @@ def validate(folder: Path, cfg: config.Config, target: str = "files") -> None:
         try:
             problems.extend(part.validate(folder, cfg))
         except Exception as exc:
+            _reraise_missing_dependency(exc)
             problems.append(python_error(exc))
     if problems:
         raise BuildError(problems)

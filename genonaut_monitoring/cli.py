@@ -180,11 +180,8 @@ EXTRA_MODULES = frozenset(
 )
 
 
-def guarded(command: Callable[[], int]) -> int:
-    """Run ``command``; a Python error in config.py (imported first) is one line, not a trace.
-
-    Errors in the other definitions are the build's to report (builder.python_error).
-    """
+def _broken_config() -> bool:
+    """True (and said in one line) when config.py does not import: nothing can run."""
     from genonaut_monitoring import builder
 
     try:
@@ -195,20 +192,43 @@ def guarded(command: Callable[[], int]) -> int:
             + builder.python_error(exc),
             file=sys.stderr,
         )
-        return 1
-    return command()
+        return True
+    return False
+
+
+def guarded(command: str, run: Callable[[], int]) -> int:
+    """Run ``command``; a module that is not installed is one line, not a trace.
+
+    Python errors in the definitions are the build's to report (builder.python_error).
+    """
+    from genonaut_monitoring import builder
+
+    try:
+        return run()
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] not in EXTRA_MODULES:
+            # Imported by a definition, and by nothing this package needs.
+            print(f"genonaut-monitoring {command}: {builder.python_error(exc)}", file=sys.stderr)
+            return 1
+        # The runtime install has no build or stack dependencies: say which extra brings them.
+        print(
+            f"genonaut-monitoring {command}: {exc.name} is not installed; "
+            f"install the extra: pip install 'genonaut-monitoring[{EXTRAS[command]}]'",
+            file=sys.stderr,
+        )
+        return 2
 
 
 def build_main(prog: str, default_out: Path, argv: Sequence[str] | None = None) -> int:
     """``python build.py``: the ``build`` command with the repository's default folder."""
-    return guarded(lambda: run_build(build_parser(prog, default_out).parse_args(argv)))
+    if _broken_config():
+        return 1
+    return guarded("build", lambda: run_build(build_parser(prog, default_out).parse_args(argv)))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return guarded(lambda: _main(argv))
-
-
-def _main(argv: Sequence[str] | None) -> int:
+    if _broken_config():
+        return 1
     parser = argparse.ArgumentParser(
         prog="genonaut-monitoring",
         description="Monitoring as code for FastAPI services: build the files, run the stack.",
@@ -221,19 +241,7 @@ def _main(argv: Sequence[str] | None) -> int:
     build.set_defaults(run=run_build, rerun="genonaut-monitoring build")
     add_up_parser(commands)
     args = parser.parse_args(argv)
-    try:
-        return int(args.run(args))
-    except ModuleNotFoundError as exc:
-        if (exc.name or "").split(".")[0] not in EXTRA_MODULES:
-            raise
-        # The runtime install has no build or stack dependencies: say which extra brings them.
-        extra = EXTRAS[args.command]
-        print(
-            f"genonaut-monitoring {args.command}: {exc.name} is not installed; "
-            f"install the extra: pip install 'genonaut-monitoring[{extra}]'",
-            file=sys.stderr,
-        )
-        return 2
+    return guarded(args.command, lambda: int(args.run(args)))
 
 
 if __name__ == "__main__":
