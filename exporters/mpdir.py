@@ -31,7 +31,6 @@ files named after them, mean nothing across pid namespaces.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import glob
 import json
 import os
@@ -61,6 +60,15 @@ _MERGEABLE = frozenset(
 
 # directory -> (pid, fd of its worker lock); a forked child registers anew.
 _registered: dict[str, tuple[int, int]] = {}
+
+
+def _try_lock(fd: int) -> None:
+    """An exclusive flock on ``fd`` now, or BlockingIOError."""
+    # Imported here: every app imports this module, on any platform; only workers in
+    # multiprocess mode (POSIX) take locks.
+    import fcntl
+
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
 
 def _worker_lock(pid: int) -> str:
@@ -101,7 +109,7 @@ def register(directory: str) -> None:
         os.unlink(temporary)
     fd = os.open(temporary, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        _try_lock(fd)
         os.replace(temporary, final)
     except OSError:
         os.close(fd)
@@ -119,7 +127,7 @@ def _alive(directory: str, pid: int, lock_files: set[str], me_dead: bool) -> boo
         except FileNotFoundError:
             return False
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            _try_lock(fd)
         except BlockingIOError:
             return True
         finally:
@@ -148,7 +156,7 @@ def merge_lock(directory: str, timeout: float | None = None) -> Iterator[bool]:
         deadline = time.monotonic() + timeout
         while True:
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                _try_lock(fd)
                 break
             except BlockingIOError:
                 if time.monotonic() >= deadline:
