@@ -45,6 +45,7 @@ from genonaut_monitoring.exporters import catalogue, mpdir, mpfile
 
 INITIAL_SIZE = 1 << 16  # prometheus_client's first file size
 _HEADER_USED = 8
+_pack_value = mpfile.VALUE.pack  # bound once: write_value is on every request's path
 
 
 def _ledger_key(cause: str) -> str:
@@ -150,7 +151,7 @@ class SafeMmapedDict:
                 with _ledger_lock:
                     LEDGER.dropped(self._cause)
                 return
-        self._m[pos : pos + 16] = mpfile.VALUE.pack(value, timestamp)  # type: ignore[index]
+        self._m[pos : pos + 16] = _pack_value(value, timestamp)  # type: ignore[index]
 
     def read_all_values(self) -> list[tuple[str, float, float]]:
         if self._m is None:
