@@ -17,17 +17,17 @@ import pytest
 import yaml
 
 from genonaut_monitoring import alerts, config
-from genonaut_monitoring.alerts import grafana
+from genonaut_monitoring.alerts import grafana, meta, unittests
 from tests.conftest import require_tool
 
 # Severity -> receivers, in the order Alertmanager's routes reach them.
 INTENDED = {"critical": "email,slack", "warning": "slack", "info": "slack"}
-WATCHDOG = "watchdog"
-ALERTS = {a.name: a.severity for a in alerts.all_alerts(config.CONFIG)}
+WATCHDOG_RECEIVER = "watchdog"
+ALERTS = alerts.by_name(config.CONFIG)
 
 
 def intended(name: str, severity: str) -> str:
-    return WATCHDOG if name == "Watchdog" else INTENDED[severity]
+    return WATCHDOG_RECEIVER if name == meta.WATCHDOG else INTENDED[severity]
 
 
 @functools.cache
@@ -57,14 +57,13 @@ def routes_test(tmp_path: Path, profile: str, receivers: str, labels: dict[str, 
 @pytest.mark.parametrize("profile", ["default", "test"])
 @pytest.mark.parametrize("name", sorted(ALERTS))
 def test_each_alert_reaches_exactly_its_receivers(name: str, profile: str, tmp_path: Path) -> None:
-    expected = intended(name, ALERTS[name])
-    labels = {
-        "alertname": name,
-        "severity": ALERTS[name],
-        "job": "genonaut-api",
-        "instance": "127.0.0.1:8000",
-    }
-    assert routes_test(tmp_path, profile, expected, labels) == expected
+    """Every alert its cases expect, with all its labels, reaches its severity's receivers."""
+    alert = ALERTS[name]
+    expected = intended(name, alert.severity)
+    assert alert.cases is not None
+    for expect in alert.cases.fires.alerts:
+        labels = {"alertname": name, **unittests.firing_labels(alert, expect)}
+        assert routes_test(tmp_path, profile, expected, labels) == expected
 
 
 def test_an_unknown_severity_still_reaches_slack(tmp_path: Path) -> None:

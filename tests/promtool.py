@@ -1,0 +1,54 @@
+"""Running ``promtool test rules`` on the generated rule files of a profile."""
+
+from __future__ import annotations
+
+import functools
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from genonaut_monitoring import alerts, config
+from tests.conftest import require_tool
+
+PROFILES = {"default": config.CONFIG, "test": config.TEST_CONFIG}
+
+
+@functools.cache
+def rule_files(profile: str) -> dict[str, bytes]:
+    cfg = PROFILES[profile]
+    return alerts.rule_outputs(cfg, alerts.dashboard_panel_ids(cfg))
+
+
+def generated_rules(profile: str) -> dict[str, dict[str, Any]]:
+    """Every alerting rule as written to the rule files, by alert name."""
+    rules = {}
+    for content in rule_files(profile).values():
+        for group in yaml.safe_load(content)["groups"]:
+            for rule in group["rules"]:
+                if "alert" in rule:
+                    rules[rule["alert"]] = rule
+    return rules
+
+
+def write_rules(folder: Path, profile: str) -> list[str]:
+    """Write the profile's rule files under ``folder/rules``; their paths relative to it."""
+    paths = []
+    for relative, content in rule_files(profile).items():
+        target = folder / "rules" / Path(relative).name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(content)
+        paths.append(f"rules/{target.name}")
+    return sorted(paths)
+
+
+def run_promtool(folder: Path, test: dict[str, Any]) -> None:
+    """Write ``test`` to folder/test.yml and assert ``promtool test rules`` passes it."""
+    promtool = require_tool("promtool")
+    path = folder / "test.yml"
+    path.write_text(yaml.safe_dump(test, sort_keys=False))
+    result = subprocess.run(
+        [promtool, "test", "rules", str(path)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, f"promtool test rules {path}:\n{result.stdout}{result.stderr}"
