@@ -194,7 +194,11 @@ def _series_problems(name: str, labels: Mapping[str, str]) -> list[str]:
 
 def target(cfg: config.Config, **labels: str) -> dict[str, str]:
     """The target labels of the first service's first target, plus ``labels``."""
-    service = cfg.services[0]
+    return target_of(cfg.services[0], **labels)
+
+
+def target_of(service: config.Service, **labels: str) -> dict[str, str]:
+    """The target labels of ``service``'s first target, plus ``labels``."""
     return {"job": service.name, "instance": service.targets[0], **labels}
 
 

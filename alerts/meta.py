@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from genonaut_monitoring import config
-from genonaut_monitoring.alerts.cases import Cases, Expect, Gauge, Scenario, target
+from genonaut_monitoring.alerts.cases import Cases, Expect, Gauge, Scenario, target, target_of
 from genonaut_monitoring.alerts.factories import absent_alert, down_alert
 from genonaut_monitoring.alerts.model import Alert, Group, Panel
 from genonaut_monitoring.alerts.promql import job_selector
@@ -60,7 +60,12 @@ def target_missing(cfg: config.Config) -> Alert:
                 [Gauge(c.UP.name, other, 1)],
                 [Expect({"job": job}, 1) for job in cfg.jobs],
             ),
-            quiet=[Scenario("the API job is scraped", [Gauge(c.UP.name, target(cfg), 1)])],
+            quiet=[
+                Scenario(
+                    "every service's job is scraped",
+                    [Gauge(c.UP.name, target_of(service), 1) for service in cfg.services],
+                )
+            ],
         ),
     )
 

@@ -12,7 +12,26 @@ import yaml
 from genonaut_monitoring import alerts, config
 from tests.conftest import require_tool
 
-PROFILES = {"default": config.CONFIG, "test": config.TEST_CONFIG}
+
+def _two_services() -> config.Config:
+    """The README's adopter example: two services, one threshold changed."""
+    import tempfile
+
+    from genonaut_monitoring import settings
+    from tests.test_settings import EXAMPLE
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "monitoring.toml"
+        path.write_text(EXAMPLE)
+        return settings.load(path, "default")
+
+
+# The shipped profiles, and an adopter's config with several jobs (job=~"a|b" selectors).
+PROFILES = {
+    "default": config.CONFIG,
+    "test": config.TEST_CONFIG,
+    "two-services": _two_services(),
+}
 
 
 @functools.cache
