@@ -151,7 +151,7 @@ class Stack:
             self.smtp = SmtpCatcher(self.ports.mail_smtp)
             self.smtp.start()
         if "slack" in self.components and self.slack_webhook_url is None:
-            self.slack = SlackStandIn(self.slack_port)
+            self.slack = SlackStandIn(self.slack_port, self.workdir / "slack")
             self.slack.start()
         if "api" in self.components:
             self._start("api", self._api_args(), self._api_env())
@@ -285,7 +285,7 @@ class Stack:
                 f"smtp://127.0.0.1:{self.ports.mail_smtp} (messages in {self.workdir / 'mail'})"
             )
         if self.slack is not None:
-            urls["Slack stand-in"] = self.slack.url
+            urls["Slack stand-in"] = f"{self.slack.url} (payloads in {self.workdir / 'slack'})"
         return urls
 
 
@@ -300,6 +300,16 @@ def _save_mail(stack: Stack, seen: int) -> int:
         (folder / f"{offset:04d}.eml").write_bytes(bytes(message))
         print(f"email received: {message['Subject']}", flush=True)
     return seen + len(messages)
+
+
+def _report_slack(stack: Stack, seen: int) -> int:
+    """Name the Slack payloads the stand-in wrote since ``seen``."""
+    if stack.slack is None:
+        return seen
+    for path, payload in list(zip(stack.slack.paths, stack.slack.requests, strict=False))[seen:]:
+        title = (payload.get("attachments") or [{}])[0].get("title") or payload.get("text", "")
+        print(f"Slack message received: {title} ({path})", flush=True)
+    return len(stack.slack.paths)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -334,9 +344,10 @@ def run(args: argparse.Namespace) -> int:
             " stack with it; in this repository `make preview` renders the panels without it."
         )
         print("Ctrl-C stops everything.", flush=True)
-        seen = 0
+        seen = slack_seen = 0
         while not stopping.wait(1.0):
             seen = _save_mail(stack, seen)
+            slack_seen = _report_slack(stack, slack_seen)
             dead = [n for n, p in stack.processes.items() if not p.alive()]
             if dead:
                 print(f"{', '.join(dead)} stopped; see {stack.workdir / 'logs'}", file=sys.stderr)
