@@ -48,6 +48,14 @@ Duration = Annotated[str, Rule("a Prometheus duration such as 30s, 5m or 1h30m",
 Address = Annotated[str, Rule("host:port, such as localhost:8000", re.compile(r"[^\s/:]+:\d{1,5}"))]
 UrlPath = Annotated[str, Rule("a URL path starting with /", re.compile(r"/\S*"))]
 Name = Annotated[str, Rule("a non-empty name without spaces", re.compile(r"\S+"))]
+# Links are built by appending a path, so no trailing slash.
+BaseUrl = Annotated[
+    str,
+    Rule(
+        "an http(s) URL without a trailing slash, such as http://localhost:9093",
+        re.compile(r"https?://[^\s/]+(/\S*[^\s/])?"),
+    ),
+]
 
 
 @dataclass(frozen=True)
@@ -196,6 +204,9 @@ class Notifications:
     slack_api_url_file: str = "/etc/alertmanager/secrets/slack_webhook_url"
     # Watchdog heartbeat receiver; empty means a null receiver.
     watchdog_url: str = ""
+    # Alertmanager as people open it (its --web.external-url, which `genonaut-monitoring
+    # up` and docker-compose.yml pass): the silence link in every notification.
+    alertmanager_external_url: BaseUrl = "http://localhost:9093"
 
 
 @dataclass(frozen=True)

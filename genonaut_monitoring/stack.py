@@ -114,6 +114,7 @@ class Stack:
                 smarthost=f"127.0.0.1:{self.ports.mail_smtp}",
                 smtp_require_tls=False,
                 slack_api_url_file=str(self.secrets_dir / "slack_webhook_url"),
+                alertmanager_external_url=f"http://127.0.0.1:{self.ports.alertmanager}",
             ),
         )
 
@@ -222,6 +223,8 @@ class Stack:
             f"--config.file={self.out / 'alertmanager' / 'alertmanager.yml'}",
             f"--storage.path={self.workdir / 'alertmanager-data'}",
             f"--web.listen-address=127.0.0.1:{self.ports.alertmanager}",
+            # Silence links in notifications start here (else http://<hostname>:9093).
+            f"--web.external-url={self.cfg.notifications.alertmanager_external_url}",
             # A single instance: no gossip port to collide with other stacks.
             "--cluster.listen-address=",
             "--log.level=debug",
