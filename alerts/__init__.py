@@ -129,7 +129,8 @@ def definition_problems(cfg: config.Config) -> list[str]:
 
 
 def validate(folder: Path, cfg: config.Config) -> list[str]:
-    """Problems in the staged output: definitions, promtool lint, amtool check-config."""
+    """Problems in the staged output: definitions, promtool lint, amtool check-config, and
+    every notification rendered (alerts/previews.py)."""
     from genonaut_monitoring.builder import run_tool
 
     problems = definition_problems(cfg)
@@ -141,12 +142,16 @@ def validate(folder: Path, cfg: config.Config) -> list[str]:
                 f"{rule_path(group)} (alerts {', '.join(a.name for a in group.alerts) or 'none'})",
             )
         )
-    problems.extend(
-        run_tool(
-            ["amtool", "check-config", str(folder / "alertmanager" / "alertmanager.yml")],
-            "alertmanager/alertmanager.yml",
-        )
+    checked = run_tool(
+        ["amtool", "check-config", str(folder / "alertmanager" / "alertmanager.yml")],
+        "alertmanager/alertmanager.yml",
     )
+    problems.extend(checked)
+    if not checked:
+        # Every alert's notification to every receiver, rendered through the built templates.
+        from genonaut_monitoring.alerts import previews
+
+        problems.extend(previews.validate(folder, cfg))
     return problems
 
 

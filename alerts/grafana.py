@@ -1,19 +1,24 @@
 """Grafana alerting provisioning (file format, apiVersion 1) mirroring Alertmanager's routing.
 
 Grafana-managed alerts (made in the UI) then reach the same Slack channel and
-mailbox, grouped and routed like the Prometheus alerts, with the same message
-templates. Secrets are referenced, never written: the Slack webhook URL is read
-from a mounted file with ``$__file{...}``.
+mailbox, grouped and routed like the Prometheus alerts, with messages laid out
+like Alertmanager's. Grafana's template data differs from Alertmanager's (it
+computes each alert's silence and panel links), so its templates are its own:
+``provisioning/grafana/*.tmpl``, provisioned to Grafana only. Secrets are
+referenced, never written: the Slack webhook URL comes from ``$__env{...}``.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from genonaut_monitoring import config
+from genonaut_monitoring import PACKAGE_DIR, config
 from genonaut_monitoring.alerts import routing
-from genonaut_monitoring.alerts.alertmanager import go_template, notification_templates
+from genonaut_monitoring.alerts.alertmanager import go_template
 from genonaut_monitoring.alerts.render import HEADER, dump
+
+# Grafana's own notification templates (Go templates over Grafana's data).
+TEMPLATES = PACKAGE_DIR / "provisioning" / "grafana"
 
 ORG_ID = 1
 # Grafana expands this when it loads the file; the URL is a secret and never written here.
@@ -41,8 +46,8 @@ def contact_points(cfg: config.Config) -> dict[str, Any]:
                         "url": SLACK_URL,
                         "recipient": n.slack_channel,
                         "username": "Genonaut Grafana",
-                        "title": literal(go_template("genonaut.title")),
-                        "text": literal(go_template("genonaut.slack.text")),
+                        "title": literal(go_template("genonaut.grafana.title")),
+                        "text": literal(go_template("genonaut.grafana.slack.text")),
                     },
                 }
             ],
@@ -58,8 +63,8 @@ def contact_points(cfg: config.Config) -> dict[str, Any]:
                     "settings": {
                         "addresses": n.email_to,
                         "singleEmail": True,
-                        "subject": literal(go_template("genonaut.title")),
-                        "message": literal(go_template("genonaut.email.text")),
+                        "subject": literal(go_template("genonaut.grafana.title")),
+                        "message": literal(go_template("genonaut.grafana.email.message")),
                     },
                 }
             ],
@@ -120,12 +125,22 @@ def policies(cfg: config.Config) -> dict[str, Any]:
     }
 
 
+def notification_templates() -> dict[str, bytes]:
+    """Grafana's notification templates, by file name."""
+    return {path.name: path.read_bytes() for path in sorted(TEMPLATES.glob("*.tmpl"))}
+
+
+def template_name(file_name: str) -> str:
+    """The name a template file gets in Grafana: ``genonaut-`` and its stem."""
+    return f"genonaut-{file_name.removesuffix('.tmpl')}"
+
+
 def templates() -> dict[str, Any]:
-    """The Alertmanager notification templates, loaded into Grafana as-is (no expansion)."""
+    """Grafana's notification templates, provisioned as they are (templates are not expanded)."""
     return {
         "apiVersion": 1,
         "templates": [
-            {"orgId": ORG_ID, "name": name.removesuffix(".tmpl"), "template": content.decode()}
+            {"orgId": ORG_ID, "name": template_name(name), "template": content.decode()}
             for name, content in notification_templates().items()
         ],
     }

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from genonaut_monitoring.alerts.messages import RECEIVERS
 from tests.conftest import ROOT, require_tool
 
 ALERT = "ApiUnhandledExceptions"
@@ -25,6 +26,7 @@ SUITES = [
     "tests/test_alert_definitions.py",
     "tests/test_alertmanager_routing.py",
     "tests/test_dashboards.py",
+    "tests/test_notification_previews.py",
 ]
 
 
@@ -124,6 +126,11 @@ def test_the_readme_example_alert_needs_only_its_definition_and_runbook_section(
         repo,
     )  # fmt: skip
     assert re.search(r"=+ \d+ passed", tested) and " failed" not in tested, tested
-    # The new alert's own promtool cases ran, in both profiles.
+    # The new alert's own promtool cases ran, in every profile.
     for profile in ("default", "test"):
         assert re.search(rf"test_alert_fires\S*\[{ALERT}-{profile}\] PASSED", tested), tested
+    # Its notifications were previewed, to every receiver, for review and commit.
+    previews = sorted(p.name for p in (repo / "tests/golden/notifications").glob(f"{ALERT}.*"))
+    assert previews == [f"{ALERT}.{r}.txt" for r in sorted(RECEIVERS)], previews
+    slack = (repo / "tests/golden/notifications" / f"{ALERT}.slack.txt").read_text()
+    assert f"[FIRING:1] {ALERT} (warning) on /api/v1/content/{{item_id}}" in slack

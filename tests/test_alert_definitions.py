@@ -234,7 +234,7 @@ def test_validate_runs_promtool_and_amtool_and_names_the_broken_file(tmp_path: P
     require_tool("promtool")
     require_tool("amtool")
     cfg = config.TEST_CONFIG
-    build.write_tree(tmp_path, alerts.outputs(cfg))
+    build.write_tree(tmp_path, build.render(cfg))
     assert alerts.validate(tmp_path, cfg) == []
     group = next(g for g in alerts.groups(cfg) if g.alerts)
     path = tmp_path / alerts.rule_path(group)

@@ -193,23 +193,32 @@ def test_grafana_contact_points_reference_secrets_and_escape_go_templates() -> N
     slack = points["slack"]["receivers"][0]
     assert slack["type"] == "slack"
     assert slack["settings"]["url"] == "$__env{SLACK_WEBHOOK_URL}"
-    assert slack["settings"]["title"] == '{{ template "genonaut.title" . }}'
+    assert slack["settings"]["title"] == '{{ template "genonaut.grafana.title" . }}'
     email = points["email"]["receivers"][0]
     assert email["settings"]["addresses"] == config.CONFIG.notifications.email_to
     # Provisioning expands $VAR in settings: a Go-template $ must arrive doubled.
     assert grafana.literal("{{ $labels.job }} costs $5") == "{{ $$labels.job }} costs $$5"
 
 
-def test_grafana_gets_the_same_message_templates_as_alertmanager() -> None:
+def test_grafana_gets_its_own_templates_defining_every_one_its_contact_points_use() -> None:
     templates = grafana_file("templates.yaml")["templates"]
-    files = alerts.outputs(config.CONFIG)
-    assert templates == [
-        {
-            "name": "genonaut",
-            "orgId": 1,
-            "template": files["alertmanager/templates/genonaut.tmpl"].decode(),
-        }
-    ]
+    assert [(t["name"], t["orgId"]) for t in templates] == [("genonaut-notifications", 1)]
+    text = templates[0]["template"]
+    assert text == (grafana.TEMPLATES / "notifications.tmpl").read_text()
+    defined = set(re.findall(r'\{\{-? define "([^"]+)"', text))
+    points = grafana_file("contact-points.yaml")["contactPoints"]
+    used = {
+        name
+        for point in points
+        for receiver in point["receivers"]
+        for value in receiver["settings"].values()
+        if isinstance(value, str)
+        for name in re.findall(r'template "([^"]+)"', value)
+    }
+    assert used and used <= defined, used - defined
+    # Alertmanager's templates stay Alertmanager's: no name is defined by both.
+    alertmanager = alerts.outputs(config.CONFIG)["alertmanager/templates/genonaut.tmpl"].decode()
+    assert defined.isdisjoint(re.findall(r'\{\{-? define "([^"]+)"', alertmanager))
 
 
 def test_grafana_watchdog_route_exists_only_with_a_heartbeat_url() -> None:
