@@ -17,6 +17,7 @@ proves what a person will read.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 from genonaut_monitoring import config
@@ -45,16 +46,27 @@ def fire_time(cfg: config.Config, alert: Alert) -> float:
     return seconds(cfg.intervals.rate_window) + seconds(alert.for_) + 2 * step
 
 
-def firing_labels(alert: Alert, expect: Expect) -> dict[str, str]:
-    """The labels of an expected alert, as Prometheus sends them (alertname aside)."""
-    return dict(sorted({**expect.labels, **alert.labels, "severity": alert.severity}.items()))
+def firing_labels(
+    alert: Alert, expect: Expect, extra: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The labels of an expected alert, as Prometheus sends them (alertname aside).
+
+    ``extra`` holds labels the rules' packaging adds to every alert (the Kubernetes
+    target's ``namespace``).
+    """
+    labels = {**expect.labels, **alert.labels, "severity": alert.severity, **(extra or {})}
+    return dict(sorted(labels.items()))
 
 
 def firing_annotations(
-    cfg: config.Config, alert: Alert, ids: links.PanelIds, expect: Expect
+    cfg: config.Config,
+    alert: Alert,
+    ids: links.PanelIds,
+    expect: Expect,
+    extra: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """The annotations Prometheus renders for an expected alert; ValueError names it."""
-    labels = firing_labels(alert, expect)
+    labels = firing_labels(alert, expect, extra)
     rendered = {}
     for key, template in sorted(links.annotations_for(cfg, alert, ids).items()):
         try:
@@ -93,8 +105,14 @@ def _input(cfg: config.Config, alert: Alert, scenario: Scenario) -> list[dict[st
     return input_series(cfg, scenario, last + seconds(cfg.intervals.rate_window))
 
 
-def promtool_tests(cfg: config.Config, alert: Alert, ids: links.PanelIds) -> list[dict[str, Any]]:
-    """The promtool test cases of one alert, each named as a sentence."""
+def promtool_tests(
+    cfg: config.Config,
+    alert: Alert,
+    ids: links.PanelIds,
+    extra_labels: Mapping[str, str] | None = None,
+) -> list[dict[str, Any]]:
+    """The promtool test cases of one alert, each named as a sentence; ``extra_labels``
+    are labels the rules' packaging adds to every alert."""
     cases = cases_of(alert)
     step, hold = seconds(cfg.intervals.evaluation_interval), seconds(alert.for_)
     at = fire_time(cfg, alert)
@@ -110,8 +128,8 @@ def promtool_tests(cfg: config.Config, alert: Alert, ids: links.PanelIds) -> lis
             "alertname": alert.name,
             "exp_alerts": [
                 {
-                    "exp_labels": firing_labels(alert, expect),
-                    "exp_annotations": firing_annotations(cfg, alert, ids, expect),
+                    "exp_labels": firing_labels(alert, expect, extra_labels),
+                    "exp_annotations": firing_annotations(cfg, alert, ids, expect, extra_labels),
                 }
                 for expect in cases.fires.alerts
             ],
@@ -143,11 +161,15 @@ def promtool_tests(cfg: config.Config, alert: Alert, ids: links.PanelIds) -> lis
 
 
 def promtool_file(
-    cfg: config.Config, alert: Alert, ids: links.PanelIds, rule_files: list[str]
+    cfg: config.Config,
+    alert: Alert,
+    ids: links.PanelIds,
+    rule_files: list[str],
+    extra_labels: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """A whole ``promtool test rules`` file for one alert, reading ``rule_files``."""
     return {
         "rule_files": rule_files,
         "evaluation_interval": cfg.intervals.evaluation_interval,
-        "tests": promtool_tests(cfg, alert, ids),
+        "tests": promtool_tests(cfg, alert, ids, extra_labels),
     }

@@ -34,16 +34,30 @@ PROFILES = {
 }
 
 
+# Where the rules under test come from: the rule files, or the groups inside the
+# Kubernetes target's PrometheusRules (where every alert also carries a namespace label).
+SOURCES = ("files", "kubernetes")
+
+
 @functools.cache
-def rule_files(profile: str) -> dict[str, bytes]:
+def rule_files(profile: str, source: str = "files") -> dict[str, bytes]:
     cfg = PROFILES[profile]
+    if source == "kubernetes":
+        from genonaut_monitoring import builder, kubernetes
+
+        return kubernetes.rule_files(builder.render(cfg, "kubernetes"))
     return alerts.rule_outputs(cfg, alerts.dashboard_panel_ids(cfg))
 
 
-def generated_rules(profile: str) -> dict[str, dict[str, Any]]:
+def source_labels(cfg: config.Config, source: str) -> dict[str, str]:
+    """Labels the rule source adds to every alert."""
+    return {"namespace": cfg.kubernetes.namespace} if source == "kubernetes" else {}
+
+
+def generated_rules(profile: str, source: str = "files") -> dict[str, dict[str, Any]]:
     """Every alerting rule as written to the rule files, by alert name."""
     rules = {}
-    for content in rule_files(profile).values():
+    for content in rule_files(profile, source).values():
         for group in yaml.safe_load(content)["groups"]:
             for rule in group["rules"]:
                 if "alert" in rule:
@@ -51,10 +65,10 @@ def generated_rules(profile: str) -> dict[str, dict[str, Any]]:
     return rules
 
 
-def write_rules(folder: Path, profile: str) -> list[str]:
+def write_rules(folder: Path, profile: str, source: str = "files") -> list[str]:
     """Write the profile's rule files under ``folder/rules``; their paths relative to it."""
     paths = []
-    for relative, content in rule_files(profile).items():
+    for relative, content in rule_files(profile, source).items():
         target = folder / "rules" / Path(relative).name
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(content)

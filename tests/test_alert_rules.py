@@ -1,8 +1,10 @@
 """promtool unit tests for every alert and recording rule, generated from the definitions.
 
 Each alert is tested with the cases in its own definition (alerts/cases.py),
-once per profile: it fires once ``for`` has passed (and not before), with
-exact labels and annotations, and it stays silent in each quiet scenario.
+once per profile and per rule source (the rule files, and the groups inside the
+Kubernetes target's PrometheusRules): it fires once ``for`` has passed (and
+not before), with exact labels and annotations, and it stays silent in each
+quiet scenario.
 """
 
 from __future__ import annotations
@@ -16,20 +18,24 @@ from genonaut_monitoring import alerts, config
 from genonaut_monitoring.alerts import cases, unittests
 from genonaut_monitoring.alerts.model import duration, seconds
 from genonaut_monitoring.alerts.recording import QUANTILE
-from tests.promtool import PROFILES, run_promtool, write_rules
+from tests.promtool import PROFILES, SOURCES, run_promtool, source_labels, write_rules
 
 ALERT_NAMES = [a.name for a in alerts.all_alerts(config.CONFIG)]
 
 
+@pytest.mark.parametrize("source", SOURCES)
 @pytest.mark.parametrize("profile", sorted(PROFILES))
 @pytest.mark.parametrize("alert", ALERT_NAMES)
 def test_alert_fires_above_threshold_after_for_and_stays_silent_below(
-    alert: str, profile: str, tmp_path: Path
+    alert: str, profile: str, source: str, tmp_path: Path
 ) -> None:
     cfg = PROFILES[profile]
-    definition = alerts.by_name(cfg)[alert]
     document = unittests.promtool_file(
-        cfg, definition, alerts.dashboard_panel_ids(cfg), write_rules(tmp_path, profile)
+        cfg,
+        alerts.by_name(cfg)[alert],
+        alerts.dashboard_panel_ids(cfg),
+        write_rules(tmp_path, profile, source),
+        source_labels(cfg, source),
     )
     run_promtool(tmp_path, document)
 
@@ -62,8 +68,11 @@ def _bucket_samples(
     ]
 
 
+@pytest.mark.parametrize("source", SOURCES)
 @pytest.mark.parametrize("profile", sorted(PROFILES))
-def test_recording_rules_compute_rates_ratios_and_quantiles(profile: str, tmp_path: Path) -> None:
+def test_recording_rules_compute_rates_ratios_and_quantiles(
+    profile: str, source: str, tmp_path: Path
+) -> None:
     from genonaut_monitoring.alerts import recording as r
     from genonaut_monitoring.exporters import catalogue as c
 
@@ -172,7 +181,7 @@ def test_recording_rules_compute_rates_ratios_and_quantiles(profile: str, tmp_pa
     run_promtool(
         tmp_path,
         {
-            "rule_files": write_rules(tmp_path, profile),
+            "rule_files": write_rules(tmp_path, profile, source),
             "evaluation_interval": cfg.intervals.evaluation_interval,
             "tests": tests,
         },
