@@ -18,6 +18,7 @@ import pytest
 
 from genonaut_monitoring.alerts.messages import RECEIVERS
 from tests.conftest import ROOT, require_tool
+from tests.promtool import PROFILES, SOURCES
 
 ALERT = "ApiUnhandledExceptions"
 # The suites that read the alert definitions, run in the copy.
@@ -126,9 +127,11 @@ def test_the_readme_example_alert_needs_only_its_definition_and_runbook_section(
         repo,
     )  # fmt: skip
     assert re.search(r"=+ \d+ passed", tested) and " failed" not in tested, tested
-    # The new alert's own promtool cases ran, in every profile.
-    for profile in ("default", "test"):
-        assert re.search(rf"test_alert_fires\S*\[{ALERT}-{profile}\] PASSED", tested), tested
+    # The new alert's own promtool cases ran, in every profile and from every rule source.
+    for profile in PROFILES:
+        for source in SOURCES:
+            case = rf"test_alert_fires\S*\[{ALERT}-{profile}-{source}\] PASSED"
+            assert re.search(case, tested), (case, tested)
     # Its notifications were previewed, to every receiver, for review and commit.
     previews = sorted(p.name for p in (repo / "tests/golden/notifications").glob(f"{ALERT}.*"))
     assert previews == [f"{ALERT}.{r}.txt" for r in sorted(RECEIVERS)], previews
