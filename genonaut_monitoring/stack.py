@@ -108,6 +108,7 @@ class Stack:
                 smarthost=f"127.0.0.1:{self.ports.mail_smtp}",
                 smtp_require_tls=False,
                 slack_api_url_file=str(self.secrets_dir / "slack_webhook_url"),
+                alertmanager_external_url=f"http://127.0.0.1:{self.ports.alertmanager}",
             ),
         )
 
@@ -145,7 +146,7 @@ class Stack:
             self.smtp = SmtpCatcher(self.ports.mail_smtp)
             self.smtp.start()
         if "slack" in self.components and self.slack_webhook_url is None:
-            self.slack = SlackStandIn(self.slack_port)
+            self.slack = SlackStandIn(self.slack_port, self.workdir / "slack")
             self.slack.start()
         if "api" in self.components:
             self._start("api", self._api_args(), self._api_env())
@@ -227,6 +228,8 @@ class Stack:
             f"--config.file={self.out / 'alertmanager' / 'alertmanager.yml'}",
             f"--storage.path={self.workdir / 'alertmanager-data'}",
             f"--web.listen-address=127.0.0.1:{self.ports.alertmanager}",
+            # Silence links in notifications start here (else http://<hostname>:9093).
+            f"--web.external-url={self.cfg.notifications.alertmanager_external_url}",
             # A single instance: no gossip port to collide with other stacks.
             "--cluster.listen-address=",
             "--log.level=debug",
@@ -290,5 +293,5 @@ class Stack:
                 f"smtp://127.0.0.1:{self.ports.mail_smtp} (messages in {self.workdir / 'mail'})"
             )
         if self.slack is not None:
-            urls["Slack stand-in"] = self.slack.url
+            urls["Slack stand-in"] = f"{self.slack.url} (payloads in {self.workdir / 'slack'})"
         return urls

@@ -22,6 +22,16 @@ from genonaut_monitoring.processes import StackError
 from genonaut_monitoring.stack import COMPONENTS, Stack
 
 
+def _report_slack(stack: Stack, seen: int) -> int:
+    """Name the Slack payloads the stand-in wrote since ``seen``."""
+    if stack.slack is None:
+        return seen
+    for path, payload in list(zip(stack.slack.paths, stack.slack.requests, strict=False))[seen:]:
+        title = (payload.get("attachments") or [{}])[0].get("title") or payload.get("text", "")
+        _say(f"Slack message received: {title} ({path})")
+    return len(stack.slack.paths)
+
+
 def _save_mail(stack: Stack, seen: int) -> int:
     """Write messages received since ``seen`` to workdir/mail as .eml files."""
     if stack.smtp is None:
@@ -31,7 +41,7 @@ def _save_mail(stack: Stack, seen: int) -> int:
     messages = stack.smtp.messages[seen:]
     for offset, message in enumerate(messages, start=seen + 1):
         (folder / f"{offset:04d}.eml").write_bytes(bytes(message))
-        print(f"email received: {message['Subject']}", flush=True)
+        _say(f"email received: {message['Subject']}")
     return seen + len(messages)
 
 
@@ -67,10 +77,11 @@ def _serve(stack: Stack) -> int:
         " stack with it; in this repository `make preview` renders the panels without it.",
         "Ctrl-C stops everything.",
     )
-    seen = 0
+    seen = slack_seen = 0
     while True:
         time.sleep(1.0)
         seen = _save_mail(stack, seen)
+        slack_seen = _report_slack(stack, slack_seen)
         dead = [n for n, p in stack.processes.items() if not p.alive()]
         if dead:
             _say(f"{', '.join(dead)} stopped; see {stack.workdir / 'logs'}", err=True)
