@@ -261,6 +261,6 @@ def dashboard(cfg: config.Config) -> g.Dashboard:
             c.row(8, (error_ratio(cfg), 12), (errors_by_status(cfg), 12)),
             c.row(8, (response_time_by_route(cfg), 12), (exceptions(cfg), 12)),
             c.row(8, in_progress(cfg), db_summary(cfg), pagination_summary(cfg)),
-            c.row(8, cpu(cfg), memory(cfg), writes_dropped(cfg), firing_alerts(cfg)),
+            c.row(8, cpu(cfg), memory(cfg), firing_alerts(cfg), writes_dropped(cfg)),
         ),
     )
