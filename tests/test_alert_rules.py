@@ -283,6 +283,16 @@ DEFAULT_SUMMARIES = {
     "ApiTargetDown": "Prometheus cannot scrape one of the API targets.",
     "ApiTargetMissing": "Prometheus has no scrape target for the API.",
     "Watchdog": "The alerting pipeline is working: this alert always fires.",
+    "PostgresDown": "The PostgreSQL exporter cannot connect to PostgreSQL.",
+    "PostgresExporterDown": "Prometheus cannot scrape one of the PostgreSQL exporter targets.",
+    "PostgresExporterMissing": "Prometheus has no scrape target for the PostgreSQL exporter.",
+    "PostgresTooManyConnections": "PostgreSQL sessions hold more than 80% of max_connections.",
+    "PostgresDeadlocks": "PostgreSQL aborted transactions caught in a deadlock.",
+    "PostgresLongTransaction": "A PostgreSQL transaction has been open longer than 300s.",
+    "PostgresIdleInTransaction": (
+        "A PostgreSQL session has sat idle inside a transaction for longer than 60s."
+    ),
+    "PostgresLockWaits": "A PostgreSQL session has waited for a lock for longer than 10s.",
 }
 DEFAULT_SEVERITY_AND_FOR = {
     "ApiHighErrorRate": ("critical", "2m"),
@@ -296,6 +306,14 @@ DEFAULT_SEVERITY_AND_FOR = {
     "ApiTargetDown": ("critical", "1m"),
     "ApiTargetMissing": ("critical", "1m"),
     "Watchdog": ("info", "0s"),
+    "PostgresDown": ("critical", "1m"),
+    "PostgresExporterDown": ("critical", "1m"),
+    "PostgresExporterMissing": ("critical", "1m"),
+    "PostgresTooManyConnections": ("warning", "5m"),
+    "PostgresDeadlocks": ("warning", "1m"),
+    "PostgresLongTransaction": ("warning", "1m"),
+    "PostgresIdleInTransaction": ("warning", "1m"),
+    "PostgresLockWaits": ("warning", "1m"),
 }
 
 
@@ -380,7 +398,8 @@ def test_a_metric_outside_the_catalogue_is_reported_with_the_alert_name(
     problems = alerts.definition_problems(config.CONFIG)
     assert (
         "alert ApiBroken (prometheus/rules/http.yml): metric 'http_requests_totl' is not in the "
-        "catalogue (exporters/catalogue.py) nor produced by a recording rule"
+        "catalogue (exporters/catalogue.py), nor recorded from another exporter "
+        "(exporters/*.json), nor produced by a recording rule"
     ) in problems
     assert "alert ApiBroken: RUNBOOK.md has no '## ApiBroken' section" in problems
 
@@ -409,6 +428,7 @@ def test_outputs_are_deterministic_and_end_with_a_newline(profile: str) -> None:
         "prometheus/rules/http.yml",
         "prometheus/rules/meta.yml",
         "prometheus/rules/pagination.yml",
+        "prometheus/rules/postgres.yml",
         "prometheus/rules/recording.yml",
     ]
     assert all(content.endswith(b"\n") for content in first.values())
