@@ -335,6 +335,11 @@ BUILDERS: dict[str, Callable[[config.Config, Timeline, int], Case]] = {
     "Watchdog": _watchdog,
 }
 
+# The PostgreSQL alerts' cases have their own module, which builds on the helpers above.
+from tests.rules.postgres import BUILDERS as _POSTGRES  # noqa: E402
+
+BUILDERS.update(_POSTGRES)
+
 
 def case(cfg: config.Config, alert: str, until: float) -> Case:
     """The case for ``alert`` with enough samples to evaluate up to ``until`` seconds."""
