@@ -224,6 +224,9 @@ class Postgres:
     job: Name = "postgres"
     # Exporter addresses. Empty: no scrape job and no PostgreSQL alerts (no PostgreSQL).
     targets: tuple[Address, ...] = ("localhost:9187",)
+    # None: Intervals.scrape_interval and Intervals.scrape_timeout.
+    scrape_interval: Duration | None = None
+    scrape_timeout: Duration | None = None
     # The read-only login the exporter uses, a member of pg_monitor; created by the
     # stack's init (compose's postgres init script, `genonaut-monitoring up`).
     monitor_role: SqlName = "genonaut_monitor"
@@ -294,6 +297,9 @@ TEST_CONFIG = replace(
         repeat_interval="1h",
         resolve_timeout="10s",
     ),
+    # postgres_exporter 0.11 takes about a second to answer while PostgreSQL is down; a 1s
+    # timeout would take that for the exporter being down, and PostgresDown would never fire.
+    postgres=replace(CONFIG.postgres, scrape_interval="2s", scrape_timeout="2s"),
     # Ages the end-to-end tests can reach in seconds on a throwaway PostgreSQL.
     thresholds=replace(
         CONFIG.thresholds,
