@@ -53,8 +53,9 @@ def components_for_up(no_postgres: bool, demo: bool) -> tuple[frozenset[str], st
         return frozenset({EXPORTER}), None
     if not demo:
         return frozenset(), (
-            "PostgreSQL is not watched: set DATA_SOURCE_NAME for postgres_exporter to watch "
-            "your database"
+            "postgres_exporter is not started here (set DATA_SOURCE_NAME to run it on your "
+            "database); Prometheus scrapes the config's postgres.targets, empty them without "
+            "PostgreSQL"
         )
     missing = [
         package

@@ -98,6 +98,8 @@ def _leaves(cfg: Any, prefix: str = "") -> list[tuple[str, Any]]:
 
 def _changed(value: Any) -> Any:
     """A different value of the same type and within the same rules."""
+    if value is None:
+        return "7s"  # the optional durations (postgres.scrape_interval, scrape_timeout)
     if isinstance(value, bool):
         return not value
     if isinstance(value, float):
