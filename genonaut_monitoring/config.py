@@ -335,6 +335,26 @@ class Postgres:
     top_statements: Count = 20
     # pg_stat_statements: characters of statement text kept in the query label.
     statement_text_length: Count = 160
+    # Kubernetes target (the exporter's ServiceMonitor): the named port of its Service...
+    port_name: PortName = "http"
+    # ...the labels selecting that Service (None: app.kubernetes.io/name=
+    # prometheus-postgres-exporter, as prometheus-community's Helm chart labels it)...
+    selector: Labels | None = None
+    # ...and its namespace (None: Kubernetes.namespace).
+    namespace: DnsLabel | None = None
+
+    def as_service(self, intervals: Intervals) -> Service | None:
+        """The exporter as a scraped service (Kubernetes' ServiceMonitor); None without one."""
+        if not self.targets:
+            return None
+        return Service(
+            self.job,
+            self.targets,
+            scrape_interval=self.scrape_interval or intervals.scrape_interval,
+            port_name=self.port_name,
+            selector=self.selector or {"app.kubernetes.io/name": "prometheus-postgres-exporter"},
+            namespace=self.namespace,
+        )
 
 
 @dataclass(frozen=True)

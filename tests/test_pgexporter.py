@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import requests
+import yaml
 
 from genonaut_monitoring import builder, config, pgexporter
 from genonaut_monitoring.exporters import catalogue, external
@@ -244,3 +245,24 @@ def test_without_pg_stat_statements_the_plain_queries_scrape_cleanly(tmp_path: P
     # Why there are two files: the files differ only in the statements query, which fails
     # every scrape where the extension is missing.
     assert both == 1
+
+
+# --- the Kubernetes target ----------------------------------------------------------------
+
+
+def test_kubernetes_scrapes_the_exporter_under_the_job_the_alerts_select() -> None:
+    from genonaut_monitoring import kubernetes
+
+    path = f"service-monitors/{CFG.postgres.job}.yaml"
+    monitor = yaml.safe_load(kubernetes.outputs(CFG)[path])
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert endpoint["relabelings"] == [
+        {"action": "replace", "targetLabel": "job", "replacement": CFG.postgres.job}
+    ]
+    assert (endpoint["port"], endpoint["path"]) == ("http", "/metrics")
+    assert endpoint["interval"] == CFG.intervals.scrape_interval
+    assert monitor["spec"]["selector"] == {
+        "matchLabels": {"app.kubernetes.io/name": "prometheus-postgres-exporter"}
+    }
+    without = replace(CFG, postgres=replace(CFG.postgres, targets=()))
+    assert path not in kubernetes.outputs(without)

@@ -98,10 +98,17 @@ def _leaves(cfg: Any, prefix: str = "") -> list[tuple[str, Any]]:
     return found
 
 
+# Settings that are None by default ("use another setting"), and a value for each.
+_UNSET = {
+    "postgres.scrape_interval": "7s",
+    "postgres.scrape_timeout": "7s",
+    "postgres.selector": {"app": "pg-exporter"},
+    "postgres.namespace": "databases",
+}
+
+
 def _changed(value: Any) -> Any:
     """A different value of the same type and within the same rules."""
-    if value is None:
-        return "7s"  # the optional durations (postgres.scrape_interval, scrape_timeout)
     if isinstance(value, bool):
         return not value
     if isinstance(value, float):
@@ -130,7 +137,7 @@ def test_every_setting_can_be_overridden_from_the_file(tmp_path: Path) -> None:
     assert len(leaves) > 60  # the whole tree, not a handful of sections
     for key, value in leaves:
         section, _, name = key.rpartition(".")
-        new = _changed(value)
+        new = _UNSET[key] if value is None else _changed(value)
         text = (
             f"[{section}]\n{name} = {_toml_value(new)}\n"
             if section
