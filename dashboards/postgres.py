@@ -208,6 +208,7 @@ def top_statements(cfg: config.Config) -> g.Panel:
             table=True,
         ),
         unit="s",
+        value_name="time executing",
     )
 
 
