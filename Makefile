@@ -33,12 +33,12 @@ check: $(STAMP) ## Validate fresh builds and fail if out/, out-compose/, out-kub
 	$(BIN)/python build.py --profile compose --out out-compose --check
 	$(BIN)/python build.py --target kubernetes --check
 
-.PHONY: test
-test: $(STAMP) ## Run the whole test suite (prepares .venv first)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
-
 GRAFANA_TYPES := tests/grafana_types
 TYPES_STAMP := $(GRAFANA_TYPES)/node_modules/.installed-stamp
+
+.PHONY: test
+test: $(STAMP) $(TYPES_STAMP) ## Run the whole test suite (prepares .venv and Grafana's types first)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 $(TYPES_STAMP): $(GRAFANA_TYPES)/package.json $(GRAFANA_TYPES)/package-lock.json
 	npm ci --prefix $(GRAFANA_TYPES) --no-audit --no-fund
