@@ -17,7 +17,7 @@ import signal
 import sys
 import time
 
-from genonaut_monitoring import builder
+from genonaut_monitoring import builder, pgstack
 from genonaut_monitoring.processes import StackError
 from genonaut_monitoring.stack import COMPONENTS, Stack
 
@@ -104,10 +104,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     components = COMPONENTS - ({"api"} if args.no_demo else set())
+    postgres, note = pgstack.components_for_up(args.no_postgres, demo=not args.no_demo)
+    if note:
+        print(f"note: {note}", flush=True)
     stack = Stack(
         args.workdir,
         cfg=cfg,
-        components=components,
+        components=components | postgres,
         api_env={"DEMO_SEED_ROWS": str(args.seed_rows), "DEMO_FAULTS": "1" if args.faults else "0"},
         api_workers=args.workers,
         preferred_ports=True,

@@ -283,6 +283,7 @@ def test_up_stops_everything_when_a_component_dies(tmp_path: Path) -> None:
     assert process.returncode == 1
     assert f"prometheus stopped; see {workdir.resolve() / 'logs'}" in rest
     assert _left_in_session(process.pid) == []
+    assert _processes_mentioning(str(workdir)) == []
 
 
 def _wait_for(predicate: Callable[[], bool], what: str, timeout: float = 120) -> None:
