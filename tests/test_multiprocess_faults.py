@@ -162,6 +162,21 @@ def _values(path: Path) -> dict[str, float]:
     return {key: value for key, value, _ in mpfile.read_entries(str(path))}
 
 
+def _wait_stopped(pid: int) -> None:
+    """Wait until every thread of ``pid`` is stopped: SIGSTOP lands a moment after kill()."""
+
+    def state(task: Path) -> str:
+        try:
+            return (task / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except FileNotFoundError:  # a thread that ended meanwhile
+            return "T"
+
+    deadline = time.monotonic() + 10
+    while not all(state(task) in "Tt" for task in Path(f"/proc/{pid}/task").iterdir()):
+        assert time.monotonic() < deadline, f"worker {pid} did not stop"
+        time.sleep(0.001)
+
+
 def _requests_by_route(values: dict[str, float]) -> Counter[str]:
     """http_requests_total per route in one file's values."""
     routes: Counter[str] = Counter()
@@ -220,6 +235,7 @@ def test_killed_workers_stop_counting_and_their_totals_are_kept(tmp_path: Path) 
                 time.sleep(0.3)
                 victim = workers.live_workers()[kill % 2]
                 os.kill(victim, signal.SIGSTOP)
+                _wait_stopped(victim)
                 for kind in FILE_TYPES:
                     at_death[kind].update(_values(directory / f"{kind}_{victim}.db"))
                 os.kill(victim, signal.SIGKILL)
