@@ -43,7 +43,8 @@ OBJECTIVE = "slo:objective:ratio"
 ERROR_BUDGET = "slo:error_budget:ratio"
 # The histogram a latency SLO reads; its buckets are the thresholds it can have.
 LATENCY_HISTOGRAM = c.HTTP_REQUEST_DURATION
-PANEL = Panel("slo", "Burn rate by window")
+# The dashboard panels that show what each alert reads.
+PAGE_PANEL, TICKET_PANEL = "Burn rate: page windows", "Burn rate: ticket windows"
 
 
 # --- names --------------------------------------------------------------------------
@@ -102,9 +103,9 @@ def budget(slo: Slo) -> float:
     return round(1 - slo.objective, 12)
 
 
-def _selector(slo: Slo, *extra: str) -> str:
+def _selector(cfg: config.Config, slo: Slo, *extra: str) -> str:
     """The SLO's requests: its job, its routes, plus ``extra`` matchers."""
-    parts = [f"job={json.dumps(slo.service)}"]
+    parts = [f"job={json.dumps(cfg.slo_job(slo))}"]
     if slo.routes:
         parts.append(f'route=~"{regex_alternation(list(slo.routes))}"')
     elif slo.route_regex:
@@ -116,22 +117,24 @@ def _rate(name: str, selector: str, window: str) -> str:
     return f"sum by (job) (rate({name}{selector}[{window}]))"
 
 
-def _sli_rates(slo: Slo, window: str) -> tuple[str, str]:
+def _sli_rates(cfg: config.Config, slo: Slo, window: str) -> tuple[str, str]:
     """PromQL for (all requests, bad requests) per second over ``window``."""
     if slo.sli == "availability":
         name = series(c.HTTP_REQUESTS)
-        everything = _rate(name, _selector(slo), window)
-        failed = _rate(name, _selector(slo, 'status=~"5.."'), window)
+        everything = _rate(name, _selector(cfg, slo), window)
+        failed = _rate(name, _selector(cfg, slo, 'status=~"5.."'), window)
         # No 5xx series exists before the first 5xx: 0, not absent, until then.
         return everything, f"{failed}\nor\n0 * {everything}"
     assert slo.latency_seconds is not None
     edge = boundary(slo.latency_seconds) or slo.latency_seconds
-    count = _rate(series(LATENCY_HISTOGRAM, "_count"), _selector(slo), window)
-    fast = _rate(series(LATENCY_HISTOGRAM, "_bucket"), _selector(slo, le_matcher(edge)), window)
+    count = _rate(series(LATENCY_HISTOGRAM, "_count"), _selector(cfg, slo), window)
+    fast = _rate(
+        series(LATENCY_HISTOGRAM, "_bucket"), _selector(cfg, slo, le_matcher(edge)), window
+    )
     return count, f"{count}\n-\n{fast}"
 
 
-def _what(slo: Slo) -> str:
+def _what(cfg: config.Config, slo: Slo) -> str:
     """What the SLO promises, in words: the comment above its rules."""
     where = (
         f"routes {', '.join(slo.routes)}"
@@ -145,9 +148,8 @@ def _what(slo: Slo) -> str:
         if slo.sli == "availability"
         else f"are answered within {config.fmt_seconds(slo.latency_seconds or 0)}"
     )
-    return (
-        f"SLO {slo.name}: {fmt_ratio(slo.objective)} of {slo.service} requests to {where} {good}."
-    )
+    job = cfg.slo_job(slo)
+    return f"SLO {slo.name}: {fmt_ratio(slo.objective)} of {job} requests to {where} {good}."
 
 
 # --- recording rules ------------------------------------------------------------------
@@ -159,9 +161,9 @@ def records(cfg: config.Config) -> list[Record]:
     found: list[Record] = []
     for slo in cfg.slos:
         labels = {"slo": slo.name, "sli": slo.sli}
-        constants = {"job": slo.service, **labels}
-        everything, bad = _sli_rates(slo, base)
-        what = _what(slo)
+        constants = {"job": cfg.slo_job(slo), **labels}
+        everything, bad = _sli_rates(cfg, slo, base)
+        what = _what(cfg, slo)
         found += [
             Record(requests_rate(base), everything, keeps, f"{what}\nRequests it counts.", labels),
             Record(errors_rate(base), bad, keeps, f"{what}\nThe bad ones.", labels),
@@ -221,7 +223,12 @@ def lasts(cfg: config.Config, factor: float) -> str:
 
 
 def _alert(
-    cfg: config.Config, name: str, rates: tuple[BurnRate, ...], for_: str, *, page: bool
+    cfg: config.Config,
+    name: str,
+    rates: tuple[BurnRate, ...],
+    for_: str,
+    *,
+    page: bool,
 ) -> Alert:
     period, slowest = cfg.slo_alerting.period, min(r.factor for r in rates)
     return Alert(
@@ -240,7 +247,7 @@ def _alert(
             "error budget {{ $value | humanize }} times as fast as the objective allows "
             f"({conditions(rates)})."
         ),
-        panel=PANEL,
+        panel=Panel("slo", PAGE_PANEL if page else TICKET_PANEL),
     )
 
 
@@ -274,7 +281,7 @@ def problems(cfg: config.Config) -> list[str]:
         if slo.name in seen:
             found.append(f"{where}: the name is also slos[{seen[slo.name]}]'s; names are unique")
         seen.setdefault(slo.name, index)
-        if slo.service not in cfg.jobs:
+        if slo.service is not None and slo.service not in cfg.jobs:
             found.append(
                 f"{where}: service {slo.service!r} is not a configured service "
                 f"({', '.join(cfg.jobs)}); name one of them"

@@ -16,10 +16,11 @@ import grafanalib.core as g
 from genonaut_monitoring import config
 from genonaut_monitoring.alerts import slo
 from genonaut_monitoring.alerts.model import seconds
-from genonaut_monitoring.config import fmt_number
+from genonaut_monitoring.alerts.promql import job_matcher
+from genonaut_monitoring.config import BurnRate, fmt_number
 from genonaut_monitoring.dashboards import common as c
 
-ONE = '{slo="$slo"}'
+ONE = '{job="$job", slo="$slo"}'
 JOIN = f"on ({', '.join(slo.LABELS)})"
 
 
@@ -61,10 +62,11 @@ def burn_now(cfg: config.Config) -> g.Panel:
     return c.stat(
         "Burn rate now",
         f"How fast the budget burns over the last {window}: 1x spends exactly the budget in "
-        f"{cfg.slo_alerting.period}. Red from the slowest page factor.",
+        f"{cfg.slo_alerting.period}. Red from the slowest page factor "
+        f"({fmt_number(min((r.factor for r in cfg.slo_alerting.page), default=1))}x).",
         slo.burn_rate_of(slo.error_ratio(window), ONE),
         unit="suffix:x",
-        steps=_burn_steps(cfg),
+        steps=_burn_steps(cfg.slo_alerting.page, c.BAD),
     )
 
 
@@ -85,31 +87,37 @@ def exhaustion(cfg: config.Config) -> g.Panel:
     )
 
 
-def _burn_steps(cfg: config.Config) -> list[c.Step]:
-    """A dashed line per alert factor: orange where a ticket starts, red where a page does."""
-    a = cfg.slo_alerting
-    lines = sorted(
-        {(r.factor, c.BAD) for r in a.page} | {(r.factor, c.WARN) for r in a.ticket},
-    )
-    return [{"color": c.OK, "value": None}, *({"color": k, "value": f} for f, k in lines)]
+def _burn_steps(rates: tuple[BurnRate, ...], colour: str) -> list[c.Step]:
+    """A dashed line in ``colour`` at each factor of ``rates``, slowest first."""
+    factors = sorted({r.factor for r in rates})
+    return [{"color": c.OK, "value": None}, *({"color": colour, "value": f} for f in factors)]
 
 
-def burn_by_window(cfg: config.Config) -> g.Panel:
-    a = cfg.slo_alerting
+def _windows_of(rates: tuple[BurnRate, ...]) -> list[str]:
+    return sorted({w for r in rates for w in (r.short, r.long)}, key=seconds)
+
+
+def _burn_panel(title: str, alert: str, rates: tuple[BurnRate, ...], colour: str) -> g.Panel:
+    if not rates:
+        note = f"config.SloAlerting lists no burn-rate condition for {alert}: it never fires."
+        return c.text(title, note, note)
     return c.timeseries(
-        "Burn rate by window",
-        "Error ratio over each alert window divided by the error budget. "
-        f"{slo.FAST_BURN} pages when {slo.conditions(a.page) or 'never'}; "
-        f"{slo.SLOW_BURN} opens a ticket when {slo.conditions(a.ticket) or 'never'}. "
-        "Dashed lines: those factors.",
-        [
-            c.Query(slo.burn_rate_of(slo.error_ratio(w), ONE), w)
-            for w in slo.windows(cfg)
-            if w != a.period
-        ],
+        title,
+        f"Error ratio over each window {alert} reads, divided by the error budget (1x spends "
+        f"it exactly over the period). It fires when {slo.conditions(rates)}: both windows "
+        "of a pair above the dashed line of its factor.",
+        [c.Query(slo.burn_rate_of(slo.error_ratio(w), ONE), w) for w in _windows_of(rates)],
         unit="suffix:x",
-        steps=_burn_steps(cfg),
+        steps=_burn_steps(rates, colour),
     )
+
+
+def page_burn(cfg: config.Config) -> g.Panel:
+    return _burn_panel(slo.PAGE_PANEL, slo.FAST_BURN, cfg.slo_alerting.page, c.BAD)
+
+
+def ticket_burn(cfg: config.Config) -> g.Panel:
+    return _burn_panel(slo.TICKET_PANEL, slo.SLOW_BURN, cfg.slo_alerting.ticket, c.WARN)
 
 
 def budget_over_time(cfg: config.Config) -> g.Panel:
@@ -141,23 +149,33 @@ def traffic(cfg: config.Config) -> g.Panel:
 def budgets(cfg: config.Config) -> g.Panel:
     return c.bars(
         "Error budget left per SLO",
-        f"Every SLO's unspent share of its {cfg.slo_alerting.period} error budget, whichever "
-        "is selected above. Red once overspent.",
-        c.Query(_budget_left_expr(cfg, selector=""), "{{slo}}", instant=True),
+        f"Every SLO of the job's unspent share of its {cfg.slo_alerting.period} error budget, "
+        "whichever is selected above. Red once overspent.",
+        c.Query(_budget_left_expr(cfg, selector='{job="$job"}'), "{{slo}}", instant=True),
         unit="percentunit",
         steps=c.below(0.0),
     )
 
 
 def variables(cfg: config.Config) -> list[c.Variable]:
-    first = cfg.slos[0].name if cfg.slos else ""
+    """Datasource, the service (job) and one of its SLOs."""
+    job = cfg.jobs[0]
+    first = next((s.name for s in cfg.slos if cfg.slo_job(s) == job), "")
     return [
         c.datasource_variable(cfg.grafana.prometheus_uid, cfg.grafana.prometheus_name),
+        c.Variable(
+            "job",
+            "Job",
+            "query",
+            f"label_values({slo.OBJECTIVE}{{{job_matcher(cfg)}}}, job)",
+            "Prometheus job: one per configured service.",
+            current=job,
+        ),
         c.Variable(
             "slo",
             "SLO",
             "query",
-            f"label_values({slo.OBJECTIVE}, slo)",
+            f'label_values({slo.OBJECTIVE}{{job="$job"}}, slo)',
             "The service level objective to show (config.slos).",
             current=first,
         ),
@@ -173,7 +191,7 @@ def dashboard(cfg: config.Config) -> g.Dashboard:
         templating=g.Templating(variables(cfg)),
         panels=c.layout(
             c.row(4, objective(cfg), budget_left(cfg), burn_now(cfg), exhaustion(cfg)),
-            c.row(8, (burn_by_window(cfg), 12), (budget_over_time(cfg), 12)),
-            c.row(8, (traffic(cfg), 12), (budgets(cfg), 12)),
+            c.row(8, (page_burn(cfg), 12), (ticket_burn(cfg), 12)),
+            c.row(8, budget_over_time(cfg), traffic(cfg), budgets(cfg)),
         ),
     )

@@ -201,10 +201,11 @@ class Slo:
     """
 
     name: SloName
-    # A name from Config.services: the Prometheus job whose requests count.
-    service: Name
     sli: SliKind
     objective: Objective
+    # A name from Config.services: the Prometheus job whose requests count. None: the
+    # first service, so renaming the one service of a project keeps its SLOs working.
+    service: Name | None = None
     latency_seconds: Seconds | None = None
     routes: tuple[str, ...] = ()
     route_regex: str = ""
@@ -284,10 +285,9 @@ class Config:
     # Service level objectives (design note: pagination performance is what matters):
     # recording rules, SloErrorBudget* alerts and the SLO dashboard are generated from them.
     slos: tuple[Slo, ...] = (
-        Slo("api-availability", "genonaut-api", "availability", 0.995),
+        Slo("api-availability", "availability", 0.995),
         Slo(
             "pagination-latency",
-            "genonaut-api",
             "latency",
             0.95,
             latency_seconds=0.5,
@@ -304,6 +304,10 @@ class Config:
     def jobs(self) -> tuple[str, ...]:
         """The Prometheus job of every service, in config order."""
         return tuple(service.name for service in self.services)
+
+    def slo_job(self, slo: Slo) -> str:
+        """The job whose requests ``slo`` counts: its service, or the first one."""
+        return slo.service or self.jobs[0]
 
 
 CONFIG = Config()
