@@ -182,12 +182,25 @@ def variables(cfg: config.Config) -> list[c.Variable]:
     ]
 
 
+TITLE = "Genonaut: SLOs and error budgets"
+DESCRIPTION = "Service level objectives: budget left, burn rate per window, time to exhaustion."
+
+
 def dashboard(cfg: config.Config) -> g.Dashboard:
-    """The error-budget dashboard."""
+    """The error-budget dashboard; without SLOs, a note saying how to add one."""
+    if not cfg.slos:
+        note = (
+            "No service level objectives are configured, so no SLO series are recorded. "
+            "Add some to config.slos (or slos in monitoring.toml) and rebuild."
+        )
+        return g.Dashboard(
+            title=TITLE,
+            description=DESCRIPTION,
+            panels=c.layout(c.row(4, c.text("No SLOs configured", note, note))),
+        )
     return g.Dashboard(
-        title="Genonaut: SLOs and error budgets",
-        description="Service level objectives: budget left, burn rate per window, time to "
-        "exhaustion.",
+        title=TITLE,
+        description=DESCRIPTION,
         templating=g.Templating(variables(cfg)),
         panels=c.layout(
             c.row(4, objective(cfg), budget_left(cfg), burn_now(cfg), exhaustion(cfg)),

@@ -3,6 +3,8 @@
     genonaut-monitoring build --config monitoring.toml --out monitoring/out
     genonaut-monitoring build --check            # exit 1 when the output is stale
     genonaut-monitoring up --config monitoring.toml --no-demo
+    genonaut-monitoring record --start -24h --out day.om.xz   # history from a Prometheus
+    genonaut-monitoring backtest day.om.xz        # what the rules would have fired on it
 
 ``python build.py`` in the project's repository runs the same ``build``.
 """
@@ -137,7 +139,7 @@ def _run_up(args: argparse.Namespace) -> int:
 
 
 # The extra that brings the modules each command needs (pip install 'genonaut-monitoring[X]').
-EXTRAS = {"build": "build", "up": "stack"}
+EXTRAS = {"build": "build", "up": "stack", "record": "stack", "backtest": "stack"}
 EXTRA_MODULES = frozenset(
     {"grafanalib", "attr", "jinja2", "promql_parser", "yaml", "requests", "aiosmtpd", "uvicorn"}
 )
@@ -155,6 +157,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_build_options(build, Path("out"))
     build.set_defaults(run=run_build, rerun="genonaut-monitoring build")
     add_up_parser(commands)
+    from genonaut_monitoring import backtest_report, record
+
+    record.add_parser(commands)
+    backtest_report.add_parser(commands)
     args = parser.parse_args(argv)
     try:
         return int(args.run(args))
