@@ -9,12 +9,13 @@ is replayed another way, with the real tools:
 1. ``promtool tsdb create-blocks-from openmetrics`` turns the recording (see
    ``genonaut-monitoring record``) into TSDB blocks, and a real Prometheus
    starts on them with the generated rule files.
-2. Recording rules are backfilled over the recorded range by ``promtool tsdb
-   create-blocks-from rules``: it runs each rule as a range query at the
-   evaluation interval, which is the value a live Prometheus would have
-   recorded at each of those instants. A rule that reads another rule's series
-   needs that series first, so rules go in levels: each level's blocks join
-   the TSDB and Prometheus restarts before the next level.
+2. Recording rules are backfilled over the recorded range: each runs as one
+   range query at the evaluation interval, which gives the values a live
+   Prometheus would have recorded at those instants, and the samples join the
+   TSDB as the recording did (``promtool tsdb create-blocks-from rules`` works
+   the same way, one query per two-hour block). A rule that reads another
+   rule's series needs that series first, so rules go in levels, and
+   Prometheus restarts on the new blocks before the next level.
 3. Each alert's expression is queried over the range at the evaluation
    interval (a range query is an instant query per step, as rule evaluation
    is) and ``for`` is applied as Prometheus applies it: pending from the first
@@ -25,6 +26,9 @@ is replayed another way, with the real tools:
 
 Windows longer than the recording (say 3d and 30d over one day) hold only what
 was recorded, as they would on a Prometheus that started with the recording.
+Imported series carry no staleness markers (neither do promtool's backfills):
+a series that stops is still read for the lookback delta (5m), where a live
+Prometheus would drop it at once.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from typing import Any
 
 from genonaut_monitoring import config, openmetrics
 from genonaut_monitoring.alerts.model import Alert, Record, seconds
+from genonaut_monitoring.openmetrics import Recorded
 from genonaut_monitoring.processes import Process, StackError, find_binary, free_port
 
 Labels = tuple[tuple[str, str], ...]
@@ -183,26 +188,32 @@ class Replay:
             self.process = None
 
     def backfill(self, level: Sequence[Record], start: float, end: float, index: int) -> None:
-        """Evaluate ``level``'s recording rules over the range; add the blocks; restart."""
-        from genonaut_monitoring.alerts.render import dump
+        """Evaluate ``level``'s recording rules over the range; add their series; restart.
 
-        rules = [
-            {"record": r.name, "expr": r.expr, **({"labels": r.labels} if r.labels else {})}
-            for r in level
-        ]
-        step = self.cfg.intervals.evaluation_interval
-        path = self.workdir / f"backfill-{index}.yml"
-        path.write_text(dump({"groups": [{"name": f"backfill-{index}", "rules": rules}]}))
-        out = self.workdir / f"backfill-{index}"
-        self.run_tool(
-            ["promtool", "tsdb", "create-blocks-from", "rules", "--quiet", f"--url={self.url}",
-             f"--start={int(start)}", f"--end={int(end) + 1}", f"--eval-interval={step}",
-             f"--output-dir={out}", str(path)],
-            f"backfilling recording rules {', '.join(sorted({r.name for r in level}))}",
-        )  # fmt: skip
+        One range query per rule at the evaluation interval: the instants and values a
+        live Prometheus would have recorded (``promtool tsdb create-blocks-from rules``
+        does the same in one query per two-hour block, which is far slower over days).
+        """
+        step = seconds(self.cfg.intervals.evaluation_interval)
+        found: dict[tuple[str, Labels], Recorded] = {}
+        for record in level:
+            for item in self.query_range(record.expr, start, end, step):
+                labels = {k: v for k, v in item["metric"].items() if k != "__name__"}
+                labels.update(record.labels)
+                key = (record.name, tuple(sorted(labels.items())))
+                one = found.setdefault(key, Recorded(record.name, labels))
+                one.samples.extend((float(at), float(value)) for at, value in item["values"])
         self.stop()
-        for block in sorted(out.iterdir()) if out.exists() else []:
-            block.rename(self.data / block.name)
+        if found:
+            path = self.workdir / f"backfill-{index}.om"
+            openmetrics.write(path, found.values())
+            names = ", ".join(sorted({r.name for r in level}))
+            self.run_tool(
+                ["promtool", "tsdb", "create-blocks-from", "openmetrics", "--quiet", str(path),
+                 str(self.data)],
+                f"importing the backfilled recording rules {names}",
+            )  # fmt: skip
+            path.unlink()
         self.start()
 
     def query_range(self, expr: str, start: float, end: float, step: float) -> list[dict[str, Any]]:

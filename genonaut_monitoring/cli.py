@@ -161,7 +161,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     record.add_parser(commands)
     backtest_report.add_parser(commands)
-    args = parser.parse_args(argv)
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(record.join_time_options(args_list))
     try:
         return int(args.run(args))
     except ModuleNotFoundError as exc:

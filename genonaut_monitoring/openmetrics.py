@@ -97,14 +97,20 @@ def read(path: Path) -> list[Recorded]:
             if line.startswith("#") or not line.strip():
                 continue
             match = _LINE.match(line.rstrip("\n"))
-            if match is None:
-                raise ValueError(f"{path}:{number}: not a sample line: {line.strip()[:80]!r}")
-            name, labels_text, value, at = match.groups()
+            try:
+                if match is None:
+                    raise ValueError
+                name, labels_text, value, at = match.groups()
+                sample = (float(at), float(value))
+            except ValueError:
+                raise ValueError(
+                    f"{path}:{number}: not a sample line: {line.strip()[:80]!r}"
+                ) from None
             key = (name, labels_text or "")
             if key not in found:
                 labels = {k: _unescape(v) for k, v in _LABEL.findall(labels_text or "")}
                 found[key] = Recorded(name, labels)
-            found[key].samples.append((float(at), float(value)))
+            found[key].samples.append(sample)
     return list(found.values())
 
 

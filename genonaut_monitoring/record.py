@@ -59,6 +59,20 @@ def parse_time(text: str, now: float) -> float:
     return moment.timestamp()
 
 
+TIME_OPTIONS = ("--start", "--end", "--start-at")
+
+
+def join_time_options(argv: list[str]) -> list[str]:
+    """Write ``--start -1h`` as ``--start=-1h``: argparse would take ``-1h`` for an option."""
+    joined: list[str] = []
+    for arg in argv:
+        if joined and joined[-1] in TIME_OPTIONS and arg.startswith("-"):
+            joined[-1] = f"{joined[-1]}={arg}"
+        else:
+            joined.append(arg)
+    return joined
+
+
 def rule_inputs(cfg: config.Config) -> list[str]:
     """The series every generated rule reads from scrapes (recorded series left out)."""
     import promql_parser as pp
