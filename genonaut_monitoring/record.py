@@ -108,10 +108,9 @@ def fetch(url: str, selector: str, start: float, end: float) -> list[Recorded]:
     while chunk_end > start:
         length = min(CHUNK_SECONDS, chunk_end - start)
         query = f"{selector}[{length * 1000:.0f}ms]"
+        params: dict[str, str | float] = {"query": query, "time": chunk_end}
         try:
-            response = requests.get(
-                f"{url}/api/v1/query", params={"query": query, "time": chunk_end}, timeout=120
-            )
+            response = requests.get(f"{url}/api/v1/query", params=params, timeout=120)
         except requests.ConnectionError:
             raise RecordError(f"cannot reach Prometheus at {url}; is it running?") from None
         body: dict[str, Any] = response.json() if response.content else {}

@@ -233,11 +233,12 @@ def test_record_exports_what_prometheus_scraped_and_backtest_replays_it(
         recorded = openmetrics.read(out)
         # The same window the recorder read: (start, end].
         span = f"{(end - start) * 1000:.0f}ms"
-        ups = requests.get(
-            f"{stack.prometheus_url}/api/v1/query",
-            params={"query": f'count_over_time(up{{job="genonaut-api"}}[{span}])', "time": end},
-            timeout=10,
-        ).json()["data"]["result"]
+        params: dict[str, str | float] = {
+            "query": f'count_over_time(up{{job="genonaut-api"}}[{span}])',
+            "time": end,
+        }
+        answer = requests.get(f"{stack.prometheus_url}/api/v1/query", params=params, timeout=10)
+        ups = answer.json()["data"]["result"]
     names = {r.name for r in recorded}
     assert {"up", "http_requests_total", "http_request_duration_seconds_bucket"} <= names
     assert "process_cpu_seconds_total" not in names  # no rule reads it
