@@ -30,6 +30,7 @@ import math
 import re
 
 from genonaut_monitoring import config
+from genonaut_monitoring.alerts import slo_cases
 from genonaut_monitoring.alerts.model import Alert, Group, Panel, Record, seconds
 from genonaut_monitoring.alerts.promql import regex_alternation, series
 from genonaut_monitoring.config import BurnRate, Slo, fmt_number, fmt_ratio
@@ -248,6 +249,7 @@ def _alert(
             f"({conditions(rates)})."
         ),
         panel=Panel("slo", PAGE_PANEL if page else TICKET_PANEL),
+        cases=slo_cases.cases(cfg, rates),
     )
 
 

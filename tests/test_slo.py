@@ -258,25 +258,27 @@ def test_the_sli_records_compute_the_bad_share_of_each_slo(tmp_path: Path) -> No
         for k, x in (("a", availability), ("l", latency))
     }
     at = "2h"
+    a, lat = labels["a"], labels["l"]
+    # Every series the SLO rules record, with what each SLO must read.
+    expected = {
+        s.requests_rate("5m"): (100, 80),
+        s.errors_rate("5m"): (8, 12),
+        s.OBJECTIVE: (availability.objective, latency.objective),
+        s.ERROR_BUDGET: (s.budget(availability), s.budget(latency)),
+        **{s.error_ratio(w): (0.08, 0.15) for w in s.windows(CFG)},
+    }
+    recorded = {r.name for r in s.records(CFG)}
+    assert sorted(expected) == sorted(recorded), "an SLO recording rule is untested"
     tests = [
         {
-            "expr": f"{s.error_ratio(w)}",
+            "expr": name,
             "eval_time": at,
             "exp_samples": [
-                {"labels": s_labels(s.error_ratio(w), labels["a"]), "value": 0.08},
-                {"labels": s_labels(s.error_ratio(w), labels["l"]), "value": 0.15},
+                {"labels": s_labels(name, a), "value": first},
+                {"labels": s_labels(name, lat), "value": second},
             ],
         }
-        for w in ("5m", "1h", "30d")
-    ] + [
-        {
-            "expr": s.ERROR_BUDGET,
-            "eval_time": at,
-            "exp_samples": [
-                {"labels": s_labels(s.ERROR_BUDGET, labels["a"]), "value": s.budget(availability)},
-                {"labels": s_labels(s.ERROR_BUDGET, labels["l"]), "value": s.budget(latency)},
-            ],
-        }
+        for name, (first, second) in expected.items()
     ]
     rules = alerts.rule_outputs(CFG, alerts.dashboard_panel_ids(CFG))[f"{alerts.RULES_DIR}/slo.yml"]
     (tmp_path / "slo.yml").write_bytes(rules)
