@@ -33,7 +33,6 @@ Prometheus would drop it at once.
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
@@ -225,9 +224,11 @@ def budgets(replay: Replay, cfg: config.Config, start: float, end: float) -> lis
 
 @contextmanager
 def _workdir(keep: Path | None) -> Iterator[Path]:
+    """A temporary folder, or ``keep`` (new or empty: nothing of the user's is overwritten)."""
     if keep is not None:
-        shutil.rmtree(keep, ignore_errors=True)
-        keep.mkdir(parents=True)
+        if keep.exists() and (not keep.is_dir() or any(keep.iterdir())):
+            raise BacktestError(f"--workdir {keep}: choose a new or empty folder")
+        keep.mkdir(parents=True, exist_ok=True)
         yield keep
         return
     with tempfile.TemporaryDirectory(prefix="genonaut-backtest-") as folder:

@@ -157,7 +157,8 @@ def add_parser(commands: Any) -> None:
     parser.add_argument(
         "--workdir",
         type=Path,
-        help="keep the TSDB, rules and Prometheus log here (default: a temporary folder)",
+        help="keep the TSDB, rules and Prometheus log in this new or empty folder "
+        "(default: a temporary one)",
     )
     parser.set_defaults(run=run)
 

@@ -199,6 +199,14 @@ def test_backtest_names_a_missing_or_broken_recording(
     assert "none.om.xz: no such file; record one with genonaut-monitoring record" in (
         capsys.readouterr().err
     )
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "keep.txt").write_text("mine")
+    recording = tmp_path / "day.om"
+    openmetrics.write(recording, sample_series())
+    assert cli.main(["backtest", str(recording), "--workdir", str(busy)]) == 1
+    assert f"--workdir {busy}: choose a new or empty folder" in capsys.readouterr().err
+    assert (busy / "keep.txt").read_text() == "mine"
     broken = tmp_path / "broken.om.gz"
     broken.write_bytes(b"not gzip at all")
     assert cli.main(["backtest", str(broken)]) == 1

@@ -25,6 +25,7 @@ import yaml
 
 from genonaut_monitoring import alerts, config
 from genonaut_monitoring.alerts import slo as s
+from genonaut_monitoring.alerts import slo_cases
 from genonaut_monitoring.alerts.model import duration, seconds
 from genonaut_monitoring.config import Slo
 from genonaut_monitoring.exporters import catalogue as c
@@ -44,15 +45,6 @@ class Phase:
 
     length: float
     burn: float
-
-
-def route_of(slo: Slo) -> str:
-    """A route the SLO counts."""
-    if slo.routes:
-        return slo.routes[0]
-    if slo.route_regex:
-        raise ValueError(f"{slo.name}: give the test a route matching {slo.route_regex!r}")
-    return "/api/v1/content"
 
 
 def _counter(name: str, labels: dict[str, str], per_step: list[float]) -> dict[str, str]:
@@ -85,7 +77,7 @@ def traffic(slo: Slo, phases: list[Phase]) -> list[dict[str, str]]:
     total = [RATE * STEP] * len(bad)
     good = [t - b for t, b in zip(total, bad, strict=True)]
     labels = {"job": CFG.slo_job(slo), "instance": INSTANCE, "method": "GET"}
-    labels["route"] = route_of(slo)
+    labels["route"] = slo_cases.route_of(slo)
     if slo.sli == "availability":
         name = c.HTTP_REQUESTS.name
         return [
