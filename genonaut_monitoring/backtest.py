@@ -20,7 +20,8 @@ is replayed another way, with the real tools:
    interval (a range query is an instant query per step, as rule evaluation
    is) and ``for`` is applied as Prometheus applies it: pending from the first
    step its series is present, firing once present for ``for``, resolved at
-   the first step it is absent.
+   the first step it is absent. An alert that reads nothing the recording holds
+   is listed, not evaluated (an ``absent()`` alert would fire all along).
 4. Per SLO, its bad and all requests summed over the range give the error
    ratio; burn rate = ratio / budget; budget spent = burn x range / period.
 
@@ -68,9 +69,11 @@ class AlertResult:
     severity: str
     for_: str
     firings: list[Firing]
-    # Scraped series the alert reads (through recording rules too) that the recording lacks:
-    # a counter never incremented, or a job that was not recorded.
+    # Selectors of scraped series the alert reads (through recording rules too) that match
+    # nothing in the recording: a counter never incremented, or a job not recorded.
     missing: list[str] = field(default_factory=list)
+    # False when it reads nothing the recording holds: then it was not evaluated.
+    covered: bool = True
 
 
 @dataclass(frozen=True)
@@ -104,35 +107,39 @@ class Report:
 # --- rules in levels, alerts with `for` --------------------------------------------------
 
 
-def _selected(expr: str) -> set[str]:
+def _selectors(expr: str) -> dict[str, str | None]:
+    """Every vector selector in ``expr`` as PromQL text, with its metric name."""
     import promql_parser as pp
 
-    found: set[str] = set()
+    found: dict[str, str | None] = {}
 
     def visit(node: Any) -> None:
-        if isinstance(node, pp.VectorSelector) and node.name:
-            found.add(node.name)
+        if isinstance(node, pp.VectorSelector):
+            found[str(node)] = node.name
 
     pp.walk(pp.parse(expr), visit)
     return found
 
 
+def _selected(expr: str) -> set[str]:
+    return {name for name in _selectors(expr).values() if name}
+
+
 def inputs(expr: str, records: Sequence[Record]) -> set[str]:
-    """The scraped series ``expr`` reads, following recording rules to what they read."""
+    """The scraped-series selectors ``expr`` reads, following recording rules to theirs."""
     by_name: dict[str, list[Record]] = {}
     for record in records:
         by_name.setdefault(record.name, []).append(record)
     found: set[str] = set()
-    todo, seen = list(_selected(expr)), set()
+    todo, seen = [expr], set()
     while todo:
-        name = todo.pop()
-        if name in seen:
-            continue
-        seen.add(name)
-        if name in by_name:
-            todo += [n for r in by_name[name] for n in _selected(r.expr)]
-        else:
-            found.add(name)
+        for text, name in _selectors(todo.pop()).items():
+            if name in by_name:
+                if name not in seen:
+                    seen.add(name)
+                    todo += [r.expr for r in by_name[name]]
+            else:
+                found.add(text)
     return found
 
 
@@ -180,7 +187,21 @@ def firings(
 def evaluate(
     replay: Replay, alert: Alert, records: Sequence[Record], start: float, end: float, step: float
 ) -> AlertResult:
-    missing = sorted(inputs(alert.expr, records) - replay.names)
+    """The alert's firings over the range, unless the recording holds none of its inputs.
+
+    Such an alert is reported, not evaluated: an absent() alert would fire at every
+    step about a job that was never recorded (the PostgreSQL exporter of a recording
+    of the API), any other could not fire at all.
+    """
+    span = f"{round(end - start + step)}s"
+    needed = sorted(inputs(alert.expr, records))
+    missing = [
+        selector
+        for selector in needed
+        if not replay.query(f"count(present_over_time({selector}[{span}]))", end)
+    ]
+    if needed and len(missing) == len(needed):
+        return AlertResult(alert.name, alert.severity, alert.for_, [], missing, covered=False)
     result = replay.query_range(alert.expr, start, end, step)
     found = []
     for item in result:

@@ -37,6 +37,7 @@ def to_data(report: Report) -> dict[str, Any]:
                 "for": a.for_,
                 "fired": len(a.firings),
                 "missing": a.missing,
+                "covered": a.covered,
                 "firing_seconds": sum(f.duration(report.end) for f in a.firings),
                 "firings": [
                     {"labels": f.labels, "start": f.start, "end": f.end} for f in a.firings
@@ -100,20 +101,22 @@ def render(report: Report) -> str:
     if common:
         out.append("  Every firing has " + " ".join(f"{k}={v}" for k, v in sorted(common.items())))
     out += ["", f"{'Alert':<32} {'Severity':<9} {'Fired':>5}  {'Firing for':<10}  When (UTC)"]
-    quiet = []
+    quiet = [a.name for a in report.alerts if a.covered and not a.firings]
     for alert in report.alerts:
         if alert.firings:
             out += _alert_lines(alert, report, common)
-        else:
-            quiet.append(alert.name)
     if quiet:
         out += ["", f"Never fired: {', '.join(quiet)}."]
     for alert in report.alerts:
-        if alert.missing:
+        if alert.covered and alert.missing:
             out.append(
                 f"  {alert.name} reads {', '.join(alert.missing)}, which the recording lacks "
                 "(never incremented, or not recorded)."
             )
+    uncovered = [a for a in report.alerts if not a.covered]
+    if uncovered:
+        out += ["", "Not evaluated, the recording holds nothing they read:"]
+        out += [f"  {a.name}: {', '.join(a.missing)}" for a in uncovered]
     out += [
         "",
         f"{'SLO':<24} {'Objective':>9} {'Requests':>10} {'Bad':>9} {'Error ratio':>11} "

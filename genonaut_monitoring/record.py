@@ -93,10 +93,13 @@ def rule_inputs(cfg: config.Config) -> list[str]:
 
 
 def default_selector(cfg: config.Config) -> str:
-    """Every series of the configured jobs that some rule reads."""
-    from genonaut_monitoring.alerts.promql import job_matcher, regex_alternation
+    """Every series of the configured jobs (services and the PostgreSQL exporter) that some
+    rule reads."""
+    from genonaut_monitoring.alerts.promql import regex_alternation
 
-    return f'{{__name__=~"{regex_alternation(rule_inputs(cfg))}", {job_matcher(cfg)}}}'
+    jobs = [*cfg.jobs, *([cfg.postgres.job] if cfg.postgres.targets else [])]
+    names, wanted = regex_alternation(rule_inputs(cfg)), regex_alternation(jobs)
+    return f'{{__name__=~"{names}", job=~"{wanted}"}}'
 
 
 def fetch(url: str, selector: str, start: float, end: float) -> list[Recorded]:

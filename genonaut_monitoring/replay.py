@@ -32,8 +32,6 @@ class Replay:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: Process | None = None
-        # Series names in the recording.
-        self.names: set[str] = set()
 
     def run_tool(self, args: list[str], what: str) -> None:
         result = subprocess.run(
@@ -46,7 +44,7 @@ class Replay:
     def load(self, recording: Path) -> tuple[float, float]:
         """Blocks from ``recording``; returns the first and last timestamp."""
         plain = self.workdir / "recording.om"
-        first, last = _copy_plain(recording, plain, self.names)
+        first, last = _copy_plain(recording, plain)
         self.run_tool(
             ["promtool", "tsdb", "create-blocks-from", "openmetrics", "--quiet", str(plain),
              str(self.data)],
@@ -163,11 +161,8 @@ def _get(url: str, params: dict[str, Any]) -> Any:
         raise OSError(str(exc)) from exc
 
 
-def _copy_plain(recording: Path, target: Path, names: set[str]) -> tuple[float, float]:
-    """Decompress ``recording`` to ``target``; the first and last timestamp in it.
-
-    ``names`` collects the series names the recording holds.
-    """
+def _copy_plain(recording: Path, target: Path) -> tuple[float, float]:
+    """Decompress ``recording`` to ``target``; the first and last timestamp in it."""
     first, last = float("inf"), float("-inf")
     try:
         with openmetrics.open_text(recording) as source, target.open("w") as out:
@@ -176,7 +171,6 @@ def _copy_plain(recording: Path, target: Path, names: set[str]) -> tuple[float, 
                 if not line.startswith("#"):
                     at = float(line.rsplit(" ", 1)[1])
                     first, last = min(first, at), max(last, at)
-                    names.add(line.split("{", 1)[0].split(" ", 1)[0])
     except (OSError, EOFError, ValueError, IndexError) as exc:
         raise BacktestError(f"{recording}: cannot be read as OpenMetrics: {exc}") from None
     if first > last:

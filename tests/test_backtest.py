@@ -157,12 +157,15 @@ def test_an_alerts_inputs_follow_recording_rules_to_scraped_series() -> None:
     cfg = config.CONFIG
     records = [r for g in alerts.groups(cfg) for r in g.records]
     by_name = {a.name: a for a in alerts.all_alerts(cfg)}
-    assert inputs(by_name["ApiHighErrorRate"].expr, records) == {"http_requests_total"}
-    assert inputs(by_name["SloErrorBudgetFastBurn"].expr, records) == {
+    job = f'job="{cfg.jobs[0]}"'
+    assert inputs(by_name["ApiHighErrorRate"].expr, records) == {f"http_requests_total{{{job}}}"}
+    slo_inputs = inputs(by_name["SloErrorBudgetFastBurn"].expr, records)
+    assert {selector.split("{")[0] for selector in slo_inputs} == {
         "http_requests_total",
         "http_request_duration_seconds_count",
         "http_request_duration_seconds_bucket",
     }
+    assert f'http_requests_total{{{job},status=~"5.."}}' in slo_inputs
 
 
 # --- the commands -----------------------------------------------------------------------------
@@ -262,4 +265,12 @@ def test_record_exports_what_prometheus_scraped_and_backtest_replays_it(
     }
     availability = next(b for b in report["budgets"] if b["sli"] == "availability")
     assert availability["requests"] > 0 and availability["bad"] == 0
-    assert "Never fired:" in capsys.readouterr().out
+    # No PostgreSQL ran: its alerts are reported, not evaluated (absent() would fire).
+    uncovered = {a["name"] for a in report["alerts"] if not a["covered"]}
+    assert {a.name for a in alerts.all_alerts(config.TEST_CONFIG) if "Postgres" in a.name} <= (
+        uncovered
+    )
+    assert all(not a["fired"] for a in report["alerts"] if not a["covered"])
+    text = capsys.readouterr().out
+    assert "Never fired:" in text
+    assert "Not evaluated, the recording holds nothing they read:" in text
