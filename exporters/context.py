@@ -20,9 +20,12 @@ from collections.abc import MutableMapping
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
+from genonaut_monitoring.exporters.catalogue import UNMATCHED_ROUTE
+
 if TYPE_CHECKING:
     from genonaut_monitoring.exporters.middleware import Recorder
     from genonaut_monitoring.exporters.pagination import Page
+    from genonaut_monitoring.exporters.routes import Target
 
 _log = logging.getLogger("genonaut_monitoring.exporters")
 
@@ -35,41 +38,70 @@ class RequestState:
     """What the middleware knows about the request being served."""
 
     __slots__ = (
+        "auto_items",
+        "auto_seconds",
         "items",
         "page",
         "page_detected",
+        "path",
         "query_seconds",
         "recorder",
         "request_id",
         "root_path",
         "scope",
+        "target",
     )
 
     def __init__(
-        self, scope: MutableMapping[str, Any], root_path: str, request_id: str, recorder: Recorder
+        self,
+        scope: MutableMapping[str, Any],
+        root_path: str,
+        request_id: str,
+        recorder: Recorder,
+        path: str = "",
     ) -> None:
         self.scope = scope
-        # root_path when the request entered the middleware; its growth is the mount prefix.
+        # root_path and path (without it) when the request entered the middleware.
         self.root_path = root_path
+        self.path = path
         self.request_id = request_id
         self.recorder = recorder
-        # Pagination, detected lazily (at most once) and completed by pagination_query().
+        # The route's label and pagination, once the router has matched (routes.Target).
+        self.target: Target | None = None
+        # Pagination, read at most once from the route's parameters; pagination_query()
+        # may complete it.
         self.page: Page | None = None
         self.page_detected = False
         # Set by pagination_query(): items in the page, and seconds spent in the queries.
         self.items: int | None = None
         self.query_seconds: float | None = None
+        # Set by the database listeners: the statements that paged, their time and rows.
+        self.auto_seconds: float | None = None
+        self.auto_items: int | None = None
+
+    def route_target(self) -> Target:
+        """The matched route's label and pagination (``unmatched`` until the router matched)."""
+        target = self.target
+        if target is None:
+            target = self.recorder.target(self)
+            if target.label != UNMATCHED_ROUTE:
+                self.target = target
+        return target
 
     @property
     def route(self) -> str:
         """Route template label of this request (``unmatched`` until the router matched)."""
-        return self.recorder.route_label(self.scope, self.root_path)
+        return self.route_target().label
 
     def pagination(self) -> Page | None:
-        """This request's pagination, detected from its query string on first use."""
+        """This request's page, read from its route's parameters on first use after routing."""
         if not self.page_detected:
+            paging = self.route_target().paging
+            if self.target is None:
+                return self.page  # not routed yet: ask again later
             self.page_detected = True
-            self.page = self.recorder.detect_page(self)
+            if paging is not None and self.page is None:
+                self.page = paging.parse(self.scope.get("query_string", b""))
         return self.page
 
 
