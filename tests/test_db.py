@@ -348,9 +348,9 @@ def test_a_statement_is_parsed_once(
     calls: list[str] = []
     real = db.classify
 
-    def counting(statement: str) -> tuple[str, str, str]:
+    def counting(statement: str, dialect: str = "postgresql") -> tuple[str, str, str]:
         calls.append(statement)
-        return real(statement)
+        return real(statement, dialect)
 
     monkeypatch.setattr(db, "classify", counting)
     engine = engine_for(f"sqlite:///{tmp_path / 'once.db'}", metrics)
