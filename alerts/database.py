@@ -6,9 +6,7 @@ from genonaut_monitoring import config
 from genonaut_monitoring.alerts import recording
 from genonaut_monitoring.alerts.factories import above
 from genonaut_monitoring.alerts.model import Alert, Group, Panel
-from genonaut_monitoring.alerts.promql import job_selector, series
 from genonaut_monitoring.config import fmt_number, fmt_ratio, fmt_seconds
-from genonaut_monitoring.exporters import catalogue as c
 
 # DatabaseSlowQueries' ``signal`` label says which of its two conditions holds.
 SIGNAL_P95 = "p95 statement time in seconds"
@@ -38,32 +36,31 @@ def slow_queries(cfg: config.Config) -> Alert:
             "{{ $labels.operation }} statements on {{ $labels.table }} (job {{ $labels.job }}): "
             f"{{{{ $labels.signal }}}} is {{{{ $value | humanize }}}} over the last {w}."
         ),
-        panel=Panel("database", "Query time"),
+        panel=Panel("database", "Query time p95 by operation and table"),
     )
 
 
 def alerts(cfg: config.Config) -> list[Alert]:
     t, d, w = cfg.thresholds, cfg.durations, cfg.intervals.rate_window
-    timeouts = series(c.DB_POOL_CHECKOUT_TIMEOUTS)
     return [
         slow_queries(cfg),
         above(
             "DatabaseQueryErrors",
-            recording.db_errors_rate(cfg),
+            # Every fault: a database that cannot be reached runs no statement to fail.
+            recording.db_faults_rate(cfg),
             t.db_errors_per_second,
             for_=d.database_query_errors,
             # Warning: the requests they break already page as ApiHighErrorRate.
             severity="warning",
             summary=(
-                "Database statements fail at more than "
+                "Database work fails (connections, pool checkouts or statements) at more than "
                 f"{fmt_number(t.db_errors_per_second)} errors per second."
             ),
             description=(
-                "{{ $labels.operation }} statements on {{ $labels.table }} "
-                "(job {{ $labels.job }}) fail at {{ $value | humanize }} per second "
-                f"over the last {w}."
+                "Pool {{ $labels.pool }} (job {{ $labels.job }}) has {{ $labels.kind }} errors "
+                f"at {{{{ $value | humanize }}}} per second over the last {w}."
             ),
-            panel=Panel("database", "Query errors"),
+            panel=Panel("database", "Database errors"),
         ),
         above(
             "DatabasePoolNearExhaustion",
@@ -86,9 +83,7 @@ def alerts(cfg: config.Config) -> list[Alert]:
         Alert(
             name="DatabasePoolCheckoutTimeouts",
             # Any timeout means a request waited the whole pool timeout and then failed.
-            expr=(
-                f"sum by (job, instance, pool) (increase({timeouts}{job_selector(cfg)}[{w}]))\n> 0"
-            ),
+            expr=f"{recording.checkout_timeouts_increase(cfg)}\n> 0",
             for_=d.database_pool_checkout_timeouts,
             severity="critical",
             summary="Requests time out waiting for a free database connection.",

@@ -73,6 +73,20 @@ def db_errors_rate(cfg: config.Config) -> str:
     return f"job_operation_table:{name}:{window_suffix(cfg)}"
 
 
+def db_queries_rate(cfg: config.Config) -> str:
+    return f"job_operation_table:database_queries:{window_suffix(cfg)}"
+
+
+def db_faults_rate(cfg: config.Config) -> str:
+    name = series(c.DB_ERRORS).removesuffix("_total")
+    return f"job_pool_kind:{name}:{window_suffix(cfg)}"
+
+
+def checkout_timeouts_increase(cfg: config.Config) -> str:
+    name = series(c.DB_POOL_CHECKOUT_TIMEOUTS).removesuffix("_total")
+    return f"job_instance_pool:{name}:increase{cfg.intervals.rate_window}"
+
+
 def pool_saturation(cfg: config.Config) -> str:
     return f"job_instance_pool:{series(c.DB_POOL_CHECKED_OUT)}:ratio"
 
@@ -183,11 +197,36 @@ def rules(cfg: config.Config) -> list[Record]:
         ),
         _rate(
             cfg,
+            db_queries_rate(cfg),
+            c.DB_QUERY_DURATION,
+            "_count",
+            ("job", "operation", "table"),
+            f"Statements per second over {w}: the zero baseline of the Slow queries panel.",
+        ),
+        _rate(
+            cfg,
             db_errors_rate(cfg),
             c.DB_QUERY_ERRORS,
             "",
             ("job", "operation", "table"),
-            f"Failed statements per second over {w}: DatabaseQueryErrors.",
+            f"Failed statements per second over {w}, by operation and table.",
+        ),
+        _rate(
+            cfg,
+            db_faults_rate(cfg),
+            c.DB_ERRORS,
+            "",
+            ("job", "pool", "kind"),
+            f"Database faults per second over {w} (connection, pool timeout, statement): "
+            "DatabaseQueryErrors and the Database errors panel.",
+        ),
+        Record(
+            checkout_timeouts_increase(cfg),
+            f"sum by (job, instance, pool) (\n  increase({series(c.DB_POOL_CHECKOUT_TIMEOUTS)}"
+            f"{job_selector(cfg)}[{w}])\n)",
+            frozenset({"job", "instance", "pool"}),
+            f"Checkouts that timed out in the last {w}: DatabasePoolCheckoutTimeouts and the "
+            "Pool checkout timeouts panel.",
         ),
         Record(
             pool_saturation(cfg),

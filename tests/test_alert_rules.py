@@ -169,9 +169,17 @@ def test_recording_rules_compute_rates_ratios_and_quantiles(profile: str, tmp_pa
             "DatabaseSlowQueries",
             "DatabaseQueryErrors",
             "DatabasePoolNearExhaustion",
+            "DatabasePoolCheckoutTimeouts",
         )
     }
-    series = [s for case in built.values() for s in case.fires.series]
+    n = cases.Timeline(cfg).points(at)
+    select = {"job": job, "operation": "select", "table": "content_items"}
+    statements = cases.target(operation="select", table="content_items")
+    series = [s for case in built.values() for s in case.fires.series] + [
+        # Statements run and fail at known rates (no alert case feeds these two).
+        cases.counter(c.DB_QUERY_DURATION.name + "_count", statements, 4 * step, n),
+        cases.counter(c.DB_QUERY_ERRORS.name, statements, 2 * step, n),
+    ]
     errors = built["ApiHighErrorRate"].fires.expected[0].value * 100
     content = "/api/v1/content"
     item = "/api/v1/content/{item_id}"
@@ -180,7 +188,6 @@ def test_recording_rules_compute_rates_ratios_and_quantiles(profile: str, tmp_pa
     page_hot = cases.bucket_above(c.PAGINATION_QUERY_DURATION, t.pagination_query_p95_seconds)
     deep_hot = cases.bucket_above(c.PAGINATION_REQUEST_DURATION, t.deep_offset_p95_seconds)
     db_hot = cases.bucket_above(c.DB_QUERY_DURATION, t.db_query_p95_seconds)
-    select = {"job": job, "operation": "select", "table": "content_items"}
     per_second = 1.0
     expected: dict[str, list[dict[str, Any]]] = {
         r.http_requests_rate(cfg): [
@@ -229,9 +236,19 @@ def test_recording_rules_compute_rates_ratios_and_quantiles(profile: str, tmp_pa
             {"labels": cases.labels_text({"job": job, "operation": "insert", "table": "tags"}),
              "value": cases.binary_above(t.slow_queries_per_second)}
         ],
-        r.db_errors_rate(cfg): [
-            {"labels": cases.labels_text(select),
-             "value": built["DatabaseQueryErrors"].fires.expected[0].value}
+        r.db_queries_rate(cfg): [{"labels": cases.labels_text(select), "value": 4.0}],
+        r.db_errors_rate(cfg): [{"labels": cases.labels_text(select), "value": 2.0}],
+        r.db_faults_rate(cfg): [
+            {"labels": cases.labels_text({"job": job, **labels}), "value": value}
+            for labels, value in (
+                ({"kind": "connection", "pool": "postgresql:genonaut"},
+                 built["DatabaseQueryErrors"].fires.expected[0].value),
+                ({"kind": "statement", "pool": "postgresql:genonaut"}, 0.0),
+            )
+        ],
+        r.checkout_timeouts_increase(cfg): [
+            {"labels": cases.labels_text(cases.target(pool="default")),
+             "value": built["DatabasePoolCheckoutTimeouts"].fires.expected[0].value}
         ],
         r.pool_saturation(cfg): [
             {"labels": cases.labels_text(cases.target(pool="default")), "value": 1.0}
@@ -275,7 +292,10 @@ DEFAULT_SUMMARIES = {
     "DatabaseSlowQueries": (
         "Database statements are slow: p95 above 250ms or more than 0.1 slow statements per second."
     ),
-    "DatabaseQueryErrors": "Database statements fail at more than 0 errors per second.",
+    "DatabaseQueryErrors": (
+        "Database work fails (connections, pool checkouts or statements) at more than 0 errors "
+        "per second."
+    ),
     "DatabasePoolNearExhaustion": (
         "A connection pool has more than 90% of its connections checked out."
     ),

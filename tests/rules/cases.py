@@ -172,7 +172,7 @@ def _latency(
 def _deep_offset(cfg: config.Config, tl: Timeline, n: int) -> Case:
     spec, t = c.PAGINATION_REQUEST_DURATION, cfg.thresholds.deep_offset_p95_seconds
     deep = c.offset_ranges_from(cfg.thresholds.deep_offset_min)[0]
-    base = {"route": "/api/v1/content", "mode": "offset", "page_size_class": "26-50"}
+    base = {"route": "/api/v1/content", "mode": "offset"}
     shallow_slow = histogram(
         spec, target(**base, offset_range=c.offset_range(1)), bucket_above(spec, t), n, tl.step
     )
@@ -225,17 +225,25 @@ def _db_slow(cfg: config.Config, tl: Timeline, n: int) -> Case:
 def _db_errors(cfg: config.Config, tl: Timeline, n: int) -> Case:
     t = cfg.thresholds.db_errors_per_second
     hot, cold = binary_above(t), binary_below(t)
-    labels = {"operation": "select", "table": "content_items"}
+    # The database is gone: connections fail, and no statement runs to fail.
+    down = {"pool": "postgresql:genonaut", "kind": "connection"}
+    statement = {"pool": "postgresql:genonaut", "kind": "statement"}
     return Case(
         "DatabaseQueryErrors",
         Scenario(
-            f"{hot} statements fail per second",
-            [counter(c.DB_QUERY_ERRORS.name, target(**labels), hot * tl.step, n)],
-            [Expected({"job": cfg.jobs[0], **labels}, hot)],
+            f"{hot} connections fail per second and no statement fails",
+            [
+                counter(c.DB_ERRORS.name, target(**down), hot * tl.step, n),
+                counter(c.DB_ERRORS.name, target(**statement), 0, n),
+            ],
+            [Expected({"job": cfg.jobs[0], **down}, hot)],
         ),
         Scenario(
-            f"{cold} statements fail per second",
-            [counter(c.DB_QUERY_ERRORS.name, target(**labels), cold * tl.step, n)],
+            f"{cold} database operations fail per second",
+            [
+                counter(c.DB_ERRORS.name, target(**down), cold * tl.step, n),
+                counter(c.DB_ERRORS.name, target(**statement), cold * tl.step, n),
+            ],
         ),
     )
 
