@@ -72,7 +72,7 @@ _VALUE_AFTER = frozenset(
     {
         "=", "==", "!=", "<>", "<", ">", "<=", ">=", "+", "-", "*", "/", "%", "||", "~",
         "LIKE", "GLOB", "MATCH", "REGEXP", "IS", "NOT", "BETWEEN", "THEN", "ELSE", "WHEN",
-        "DEFAULT", "ESCAPE",
+        "DEFAULT", "ESCAPE", "LIMIT", "OFFSET",
     }
 )  # fmt: skip
 # A parenthesis opened right after these holds values.
@@ -99,6 +99,8 @@ def _values_as_placeholders(statement: str, dialect: str) -> str:
     # Per open parenthesis: does it hold a value list, and is a BETWEEN waiting for AND?
     lists: list[bool] = []
     between = [False]
+    # Set when a value list just closed: VALUES (..), (..) continues with another row.
+    closed_list = False
     for i, (kind, text) in enumerate(tokens):
         if kind == "comment":
             out.append(" ")
@@ -113,11 +115,9 @@ def _values_as_placeholders(statement: str, dialect: str) -> str:
             value = kind in ("value", "param", "number") or (kind == "word" and word in _BOOLEANS)
         out.append("?" if value else text)
         if text == "(":
-            lists.append(previous in _VALUE_LISTS)
+            lists.append(previous in _VALUE_LISTS or (previous == "," and closed_list))
             between.append(False)
         elif text == ")":
-            if lists:
-                lists.pop()
             if len(between) > 1:
                 between.pop()
         elif word == "BETWEEN":
@@ -125,6 +125,10 @@ def _values_as_placeholders(statement: str, dialect: str) -> str:
         elif word == "AND" and between[-1]:
             between[-1] = False
             word = "BETWEEN"  # the bound after AND is a value too
+        if text == ")":
+            closed_list = lists.pop() if lists else False
+        elif text != ",":
+            closed_list = False
         previous = word
     return "".join(out)
 
