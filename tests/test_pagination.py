@@ -336,6 +336,50 @@ def test_every_class_of_a_paginated_route_exists_at_zero_before_traffic(
         assert value(registry, name, route="/api/v1/feed", mode="cursor") == 0
 
 
+def paging_series(registry: CollectorRegistry, route: str) -> int:
+    return sum(
+        1
+        for metric in registry.collect()
+        for sample in metric.samples
+        if sample.name.startswith("pagination_")
+        and not sample.name.endswith("_created")
+        and sample.labels.get("route") == route
+    )
+
+
+def test_the_series_a_paginated_route_adds_are_bounded_and_as_documented(
+    registry: CollectorRegistry,
+) -> None:
+    app = shaped_app(registry)
+    get(app, "/health")
+    per = {spec: spec.series_per_child for spec in catalogue.CATALOGUE}
+    offset = (
+        6 * per[catalogue.PAGINATION_REQUEST_DURATION]
+        + 6 * per[catalogue.PAGINATION_QUERY_DURATION]
+        + per[catalogue.PAGINATION_PAGE_SIZE]
+        + per[catalogue.PAGINATION_ITEMS_RETURNED]
+        + per[catalogue.PAGINATION_OFFSET]
+        + per[catalogue.PAGINATION_PAGE_NUMBER]
+    )
+    cursor = (
+        per[catalogue.PAGINATION_REQUEST_DURATION]
+        + per[catalogue.PAGINATION_QUERY_DURATION]
+        + per[catalogue.PAGINATION_PAGE_SIZE]
+        + per[catalogue.PAGINATION_ITEMS_RETURNED]
+    )
+    assert (offset, cursor) == (320, 71)  # the figures README.md and catalogue.py state
+    assert paging_series(registry, "/api/v1/content") == offset
+    assert paging_series(registry, "/api/v1/feed") == cursor
+    assert paging_series(registry, "/api/v1/tags/popular") == 0
+    # Every page size and offset afterwards: at most five more page-size classes.
+    get(app, *(f"/api/v1/content?page={p}&page_size={s}" for p in (1, 9, 4000)
+               for s in (1, 11, 26, 51, 100)))  # fmt: skip
+    assert (
+        paging_series(registry, "/api/v1/content")
+        == offset + 3 * 6 * per[catalogue.PAGINATION_QUERY_DURATION]
+    )
+
+
 def test_values_the_app_rejects_are_not_recorded(registry: CollectorRegistry) -> None:
     app = shaped_app(registry)
     responses = get(
