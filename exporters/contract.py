@@ -216,44 +216,59 @@ def quantile_specs(expr: str, recorded: Mapping[str, str] | None = None) -> set[
     """
     import promql_parser as pp
 
-    recorded = dict(recorded or {})
+    return _quantiled(pp.parse(expr), dict(recorded or {}), 0)
+
+
+def _selected_histograms(node: Any, recorded: Mapping[str, str], depth: int) -> set[MetricSpec]:
+    import promql_parser as pp
+
+    specs: set[MetricSpec] = set()
+    for child, _ in _walk(node):
+        if isinstance(child, pp.VectorSelector) and child.name:
+            if child.name in recorded and depth < 10:
+                specs |= _selected_histograms(pp.parse(recorded[child.name]), recorded, depth + 1)
+            else:
+                found = lookup(child.name)
+                if found is not None and found[0].kind == "histogram":
+                    specs.add(found[0])
+    return specs
+
+
+def _quantiled(node: Any, recorded: Mapping[str, str], depth: int) -> set[MetricSpec]:
+    import promql_parser as pp
+
     found: set[MetricSpec] = set()
-
-    def selected(text: str, depth: int) -> set[MetricSpec]:
-        specs: set[MetricSpec] = set()
-        for node, _ in _walk(pp.parse(text)):
-            if isinstance(node, pp.VectorSelector) and node.name:
-                if node.name in recorded and depth < 10:
-                    specs |= selected(recorded[node.name], depth + 1)
-                else:
-                    spec = lookup(node.name)
-                    if spec is not None and spec[0].kind == "histogram":
-                        specs.add(spec[0])
-        return specs
-
-    def visit(text: str, depth: int) -> None:
-        for node, _ in _walk(pp.parse(text)):
-            if isinstance(node, pp.Call) and node.func.name == "histogram_quantile":
-                found.update(selected(str(node.args[1]), depth))
-            elif isinstance(node, pp.VectorSelector) and node.name in recorded and depth < 10:
-                visit(recorded[node.name], depth + 1)
-
-    visit(expr, 0)
+    for child, _ in _walk(node):
+        if isinstance(child, pp.Call) and child.func.name == "histogram_quantile":
+            found |= _selected_histograms(child.args[1], recorded, depth)
+        elif isinstance(child, pp.VectorSelector) and depth < 10:
+            rule = recorded.get(child.name or "")
+            if rule is not None:
+                found |= _quantiled(pp.parse(rule), recorded, depth + 1)
     return found
 
 
-def compared_thresholds(expr: str) -> list[float]:
-    """Numbers ``expr`` compares something with (``x > 0.5``, ``0.5 < x``), in order."""
+def quantile_comparisons(
+    expr: str, recorded: Mapping[str, str] | None = None
+) -> list[tuple[MetricSpec, float]]:
+    """``(histogram, threshold)`` for every comparison of a quantile with a number in ``expr``."""
     import promql_parser as pp
 
     comparisons = {">", "<", ">=", "<=", "==", "!="}
-    numbers: list[float] = []
+    rules = dict(recorded or {})
+    found: list[tuple[MetricSpec, float]] = []
     for node, _ in _walk(pp.parse(expr)):
-        if isinstance(node, pp.BinaryExpr) and str(node.op).strip() in comparisons:
-            for side in (node.lhs, node.rhs):
-                if isinstance(side, pp.NumberLiteral):
-                    numbers.append(float(side.val))
-    return numbers
+        if not (isinstance(node, pp.BinaryExpr) and str(node.op).strip() in comparisons):
+            continue
+        for number, other in ((node.rhs, node.lhs), (node.lhs, node.rhs)):
+            if isinstance(number, pp.NumberLiteral):
+                specs = _quantiled(other, rules, 0)
+                found.extend((spec, float(number.val)) for spec in sorted(specs, key=_by_name))
+    return found
+
+
+def _by_name(spec: MetricSpec) -> str:
+    return spec.name
 
 
 def threshold_problem(spec: MetricSpec, threshold: float) -> str | None:

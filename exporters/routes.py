@@ -100,6 +100,9 @@ class RouteTable:
         self._infos: dict[int, _Info] = {}
         self._lock = threading.Lock()
         self._walked: set[int] = set()
+        # The app the middleware serves: scope["app"] on entry. Inside a mounted sub-app
+        # Starlette replaces scope["app"], so later walks start from this one.
+        self._root: Any = None
         self._rewalks = 0
         self._announced: set[str] = set()
 
@@ -138,6 +141,8 @@ class RouteTable:
         """Walk ``app``'s routes (once per app): labels, pagination, series at zero."""
         if app is None or id(app) in self._walked:
             return
+        if self._root is None:
+            self._root = app
         with self._lock:
             if id(app) not in self._walked:
                 self._walk_app(app)
@@ -147,7 +152,7 @@ class RouteTable:
             info = self._infos.get(id(key))
             if info is not None and info.key is key:
                 return info
-            app = scope.get("app")
+            app = self._root if self._root is not None else scope.get("app")
             if app is not None and (id(app) not in self._walked or self._rewalks < MAX_REWALKS):
                 if id(app) in self._walked:
                     self._rewalks += 1  # routes added after the first walk

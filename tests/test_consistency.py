@@ -111,7 +111,7 @@ def test_a_panel_without_its_window_in_the_description_is_refused() -> None:
 def test_a_threshold_that_is_no_bucket_boundary_fails_naming_threshold_and_metric(
     field: str, value: float, metric: str
 ) -> None:
-    cfg = replace(CFG, thresholds=replace(CFG.thresholds, **{field: value}))
+    cfg = replace(CFG, thresholds=replace(CFG.thresholds, **{field: value}))  # type: ignore[arg-type]
     found = alerts.all_alerts(cfg)
     problems = consistency.alert_problems(cfg, found) + consistency.panel_problems(
         cfg, found, boards(cfg)

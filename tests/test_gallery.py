@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -64,7 +65,7 @@ def gallery(workdir: Path, port: int, database_url: str, **env: str) -> Iterator
 def one_round(client: httpx.Client, n: int) -> None:
     """Every kind of request the gallery serves; asserts each status."""
 
-    def get(path: str, expected: int = 200, **params: object) -> httpx.Response:
+    def get(path: str, expected: int = 200, **params: Any) -> httpx.Response:
         response = client.get(path, params=params)
         assert response.status_code == expected, (path, params, response.text[:200])
         return response
@@ -150,7 +151,7 @@ class Traffic:
         self._thread.join(30)
 
 
-def firing(stack: Stack, alert: str) -> list[dict[str, object]]:
+def firing(stack: Stack, alert: str) -> list[dict[str, Any]]:
     alerts = prom(stack, "/api/v1/alerts")["alerts"]
     return [a for a in alerts if a["labels"]["alertname"] == alert and a["state"] == "firing"]
 

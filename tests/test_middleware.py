@@ -6,7 +6,9 @@ import asyncio
 import logging
 import random
 import string
+from collections.abc import MutableMapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi import APIRouter, FastAPI, HTTPException, Request, WebSocket
@@ -496,16 +498,16 @@ def test_a_client_that_leaves_before_the_response_is_499_and_no_exception(
         return {"size": len(await request.body())}
 
     instrument(app, registry=registry)
-    messages = [
+    messages: list[dict[str, Any]] = [
         {"type": "http.request", "body": b"{", "more_body": True},
         {"type": "http.disconnect"},
     ]
-    sent: list[dict[str, object]] = []
+    sent: list[MutableMapping[str, Any]] = []
 
-    async def receive() -> dict[str, object]:
+    async def receive() -> dict[str, Any]:
         return messages.pop(0)
 
-    async def send(message: dict[str, object]) -> None:
+    async def send(message: MutableMapping[str, Any]) -> None:
         sent.append(message)
 
     scope = {
@@ -521,3 +523,25 @@ def test_a_client_that_leaves_before_the_response_is_499_and_no_exception(
     assert series(registry, "http_exceptions_total") == []
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
     assert any("client disconnected" in r.getMessage() for r in caplog.records)
+
+
+def test_routes_added_after_the_first_request_get_their_full_template(
+    registry: CollectorRegistry,
+) -> None:
+    app = FastAPI()
+    sub = FastAPI()
+
+    @sub.get("/a")
+    async def a() -> str:
+        return "a"
+
+    app.mount("/orgs/{org}", sub)
+    instrument(app, registry=registry)
+    get(app, "/orgs/x/a")
+
+    @sub.get("/b/{n}")
+    async def b(n: int) -> int:
+        return n
+
+    assert [r.status_code for r in get(app, "/orgs/y/b/1", "/orgs/z/b/2")] == [200, 200]
+    assert requests_total(registry, "GET", "/orgs/{org}/b/{n}", "200") == 2
