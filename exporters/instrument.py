@@ -27,7 +27,6 @@ from genonaut_monitoring.exporters.context import report_fault
 from genonaut_monitoring.exporters.exposition import CONTENT_TYPE, TextExposition
 from genonaut_monitoring.exporters.middleware import MetricsMiddleware
 from genonaut_monitoring.exporters.pagination import Paginated, PaginationParams
-from genonaut_monitoring.exporters.series import MAX_SERIES_PER_METRIC
 
 DEFAULT_FRONTEND_CACHES = ("content-pages", "content-items", "thumbnails")
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -146,7 +145,7 @@ def instrument(
     registry: CollectorRegistry | None = None,
     pagination: PaginationParams | None = None,
     pagination_routes: Mapping[str, Paginated | None] | None = None,
-    max_series_per_metric: int = MAX_SERIES_PER_METRIC,
+    max_series_per_metric: int | None = None,
     slow_query_seconds: float | None = None,
     metrics_path: str = "/metrics",
     frontend_path: str = "/api/v1/telemetry/frontend",
@@ -169,7 +168,8 @@ def instrument(
     Pagination is read from each route's declared parameters (names from
     ``pagination``); ``pagination_routes`` maps route templates to
     :func:`paginated` declarations for routes whose parameters say too little.
-    No metric exposes more than ``max_series_per_metric`` series: past it,
+    No metric exposes more than ``max_series_per_metric`` series (default
+    ``config.Exporter.max_series_per_metric``): past it,
     new label sets are recorded under ``route="other"`` and counted in
     ``metrics_folded_samples_total``.
 
@@ -191,6 +191,8 @@ def instrument(
                 f"instrument(pagination_routes=...): {template!r} maps to {declared!r}; give "
                 "paginated('offset'), paginated('cursor', page_size=50) or None (not paginated)"
             )
+    if max_series_per_metric is None:
+        max_series_per_metric = config.CONFIG.exporter.max_series_per_metric
     if type(max_series_per_metric) is not int or max_series_per_metric < 1:
         raise ValueError(
             f"instrument(max_series_per_metric={max_series_per_metric!r}): give a positive integer"

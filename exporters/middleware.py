@@ -21,13 +21,14 @@ from typing import Any
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from genonaut_monitoring import config
 from genonaut_monitoring.exporters import catalogue
 from genonaut_monitoring.exporters.catalogue import OTHER, UNMATCHED_ROUTE
 from genonaut_monitoring.exporters.context import RequestState, _current, report_fault
 from genonaut_monitoring.exporters.logs import ACCESS_LOGGER
 from genonaut_monitoring.exporters.pagination import Page, Paginated, PaginationParams
 from genonaut_monitoring.exporters.routes import RouteTable, Target
-from genonaut_monitoring.exporters.series import MAX_SERIES_PER_METRIC, Children, PaginationSeries
+from genonaut_monitoring.exporters.series import Children, PaginationSeries
 
 # Methods kept as label values; anything else a client sends folds into "other".
 METHODS = frozenset(
@@ -80,8 +81,10 @@ class Recorder:
         log_requests: bool,
         *,
         pagination_routes: Mapping[str, Paginated | None] | None = None,
-        max_series: int = MAX_SERIES_PER_METRIC,
+        max_series: int | None = None,
     ) -> None:
+        if max_series is None:
+            max_series = config.CONFIG.exporter.max_series_per_metric
         self.metrics = metrics
         self.pagination = pagination
         self.log_requests = log_requests
@@ -186,7 +189,7 @@ class MetricsMiddleware:
         metrics: catalogue.Metrics,
         pagination: PaginationParams | None = None,
         pagination_routes: Mapping[str, Paginated | None] | None = None,
-        max_series_per_metric: int = MAX_SERIES_PER_METRIC,
+        max_series_per_metric: int | None = None,
         excluded_paths: Iterable[str] = (),
         log_requests: bool = True,
         first_requests: Callable[[], bool] | None = None,

@@ -40,8 +40,6 @@ from genonaut_monitoring.exporters.catalogue import (
 from genonaut_monitoring.exporters.pagination import Page
 from genonaut_monitoring.exporters.paging import RoutePaging
 
-# Default hard cap on the series one metric exposes (instrument(max_series_per_metric=...)).
-MAX_SERIES_PER_METRIC = 20_000
 _RANGES = {"offset": tuple(label for _, label in OFFSET_RANGES), "cursor": (NO_OFFSET,)}
 
 

@@ -199,6 +199,17 @@ class Notifications:
 
 
 @dataclass(frozen=True)
+class Exporter:
+    """Defaults of the exporters an application runs; instrument() arguments override them."""
+
+    # instrument(max_series_per_metric=...): the most series one metric exposes, buckets
+    # included; past it, new label sets are recorded under route="other" and counted in
+    # metrics_folded_samples_total. 20,000 is about 900 method/route pairs of the
+    # request-duration histogram.
+    max_series_per_metric: Count = 20_000
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration; ``CONFIG`` is the one the project ships."""
 
@@ -212,6 +223,7 @@ class Config:
     services: tuple[Service, ...] = (Service("genonaut-api", ("localhost:8000",)),)
     targets: Targets = field(default_factory=Targets)
     notifications: Notifications = field(default_factory=Notifications)
+    exporter: Exporter = field(default_factory=Exporter)
     # Base of every alert's runbook_url; the alert name is the anchor.
     runbook_base_url: str = "https://github.com/genonaut/genonaut-monitoring/blob/main/RUNBOOK.md"
 
