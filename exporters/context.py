@@ -37,20 +37,7 @@ _last_fault = -FAULT_LOG_INTERVAL
 class RequestState:
     """What the middleware knows about the request being served."""
 
-    __slots__ = (
-        "auto_items",
-        "auto_seconds",
-        "items",
-        "page",
-        "page_detected",
-        "path",
-        "query_seconds",
-        "recorder",
-        "request_id",
-        "root_path",
-        "scope",
-        "target",
-    )
+    __slots__ = ("page", "path", "recorder", "request_id", "root_path", "scope", "target")
 
     def __init__(
         self,
@@ -68,16 +55,9 @@ class RequestState:
         self.recorder = recorder
         # The route's label and pagination, once the router has matched (routes.Target).
         self.target: Target | None = None
-        # Pagination, read at most once from the route's parameters; pagination_query()
-        # may complete it.
-        self.page: Page | None = None
-        self.page_detected = False
-        # Set by pagination_query(): items in the page, and seconds spent in the queries.
-        self.items: int | None = None
-        self.query_seconds: float | None = None
-        # Set by the database listeners: the statements that paged, their time and rows.
-        self.auto_seconds: float | None = None
-        self.auto_items: int | None = None
+        # The page, read at most once from the route's parameters (pagination_query()
+        # may complete it); _UNREAD until then.
+        self.page: Any = _UNREAD
 
     def route_target(self) -> Target:
         """The matched route's label and pagination (``unmatched`` until the router matched)."""
@@ -95,14 +75,19 @@ class RequestState:
 
     def pagination(self) -> Page | None:
         """This request's page, read from its route's parameters on first use after routing."""
-        if not self.page_detected:
+        page = self.page
+        if page is _UNREAD:
             paging = self.route_target().paging
             if self.target is None:
-                return self.page  # not routed yet: ask again later
-            self.page_detected = True
-            if paging is not None and self.page is None:
-                self.page = paging.parse(self.scope.get("query_string", b""))
-        return self.page
+                return None  # not routed yet: ask again later
+            page = self.page = (
+                paging.parse(self.scope.get("query_string", b"")) if paging is not None else None
+            )
+        return page
+
+
+# RequestState.page before the route's parameters were read.
+_UNREAD = object()
 
 
 _current: ContextVar[RequestState | None] = ContextVar("genonaut_request", default=None)

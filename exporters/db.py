@@ -254,17 +254,18 @@ class _Instrumentation:
     def _page(cursor: Any, context: Any, elapsed: float) -> None:
         """Add a paging statement's time and rows to its paginated request, if any."""
         request = current()
-        if request is None or request.pagination() is None:
+        page = request.pagination() if request is not None else None
+        if page is None:
             return
         # A single-row lookup (ORM .first() adds LIMIT 1) does not fetch the page.
         invoked = getattr(context, "invoked_statement", None)
         if getattr(invoked, "_limit", None) == 1:
             return
-        request.auto_seconds = (request.auto_seconds or 0.0) + elapsed
+        page.auto_seconds = (page.auto_seconds or 0.0) + elapsed
         # psycopg and most drivers report a SELECT's rows; SQLite's driver says -1.
         rows = getattr(cursor, "rowcount", -1)
         if isinstance(rows, int) and rows >= 0:
-            request.auto_items = (request.auto_items or 0) + rows
+            page.auto_items = (page.auto_items or 0) + rows
 
     def handle_error(self, ctx: sa.engine.ExceptionContext) -> None:
         try:

@@ -24,7 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from genonaut_monitoring import config
 from genonaut_monitoring.exporters import catalogue
 from genonaut_monitoring.exporters.catalogue import OTHER, UNMATCHED_ROUTE
-from genonaut_monitoring.exporters.context import RequestState, _current, report_fault
+from genonaut_monitoring.exporters.context import _UNREAD, RequestState, _current, report_fault
 from genonaut_monitoring.exporters.logs import ACCESS_LOGGER
 from genonaut_monitoring.exporters.pagination import Page, Paginated, PaginationParams
 from genonaut_monitoring.exporters.routes import RouteTable, Target
@@ -120,13 +120,28 @@ class Recorder:
         exception: str | None,
     ) -> None:
         """Record one finished request and write its access log line."""
-        route = state.route_target().label
-        self._requests.get((method, route, str(status))).inc()
-        self._duration.get((method, route)).observe(duration)
+        target = state.target
+        if target is None:
+            target = self.routes.lookup(state.scope, state.path, state.root_path)
+        route = target.label
+        # The children caches are read here directly: this runs for every request.
+        counted = (method, route, str(status))
+        child = self._requests.cache.get(counted)
+        if child is None:
+            child = self._requests.make(counted)
+        child.inc()
+        timed = (method, route)
+        child = self._duration.cache.get(timed)
+        if child is None:
+            child = self._duration.make(timed)
+        child.observe(duration)
         if exception is not None:
             self._exceptions.get((method, route, exception)).inc()
 
-        page = state.pagination()
+        page = state.page
+        if page is _UNREAD:
+            paging = target.paging
+            page = None if paging is None else paging.parse(state.scope.get("query_string", b""))
         # A 4xx paginated request asked for something invalid; its timing says nothing
         # about pagination. 5xx ones stay: deep offsets that time out are the point.
         if (
@@ -136,12 +151,10 @@ class Recorder:
             and route != OTHER
             and not 400 <= status < 500
         ):
-            items = state.items
-            if state.query_seconds is None and state.auto_seconds is not None:
+            seconds, items = page.measured
+            if page.query_seconds is None and seconds is not None:
                 # No pagination_query() ran: the statements the listeners saw page.
-                self.pages.observe_query(route, page, state.auto_seconds)
-                if items is None:
-                    items = state.auto_items
+                self.pages.observe_query(route, page, seconds)
             self.pages.observe_request(route, page, duration, items)
         if self.log_requests and ACCESS_LOGGER.isEnabledFor(logging.INFO):
             self._log(state, route, status, duration, page)
@@ -162,9 +175,7 @@ class Recorder:
         }
         if page is not None:
             fields.update(page.log_fields())
-            explicit = state.query_seconds is not None
-            fields["items_returned"] = state.items if explicit else state.auto_items
-            seconds = state.query_seconds if explicit else state.auto_seconds
+            seconds, fields["items_returned"] = page.measured
             fields["pagination_query_ms"] = None if seconds is None else round(seconds * 1e3, 3)
         ACCESS_LOGGER.info(
             "%s %s %d %.1fms", scope["method"], scope["path"], status, duration * 1e3, extra=fields

@@ -99,9 +99,23 @@ def paginated(mode: str | None, *, page_size: int | None = None) -> Paginated:
 
 
 class Page:
-    """One request's pagination: mode, page size, offset and page number (offset mode)."""
+    """One request's pagination: mode, page size, offset and page number (offset mode).
 
-    __slots__ = ("mode", "offset", "page", "page_size")
+    It also gathers what the page query measured: ``query_seconds`` and ``items``
+    from :func:`pagination_query`, ``auto_seconds`` and ``auto_items`` from the
+    database listeners (used when no timer ran).
+    """
+
+    __slots__ = (
+        "auto_items",
+        "auto_seconds",
+        "items",
+        "mode",
+        "offset",
+        "page",
+        "page_size",
+        "query_seconds",
+    )
 
     def __init__(
         self, mode: str, page_size: int | None, offset: int | None, page: int | None
@@ -110,6 +124,17 @@ class Page:
         self.page_size = page_size
         self.offset = offset
         self.page = page
+        self.query_seconds: float | None = None
+        self.items: int | None = None
+        self.auto_seconds: float | None = None
+        self.auto_items: int | None = None
+
+    @property
+    def measured(self) -> tuple[float | None, int | None]:
+        """Seconds and items of the page query: the timer's, else the listeners'."""
+        if self.query_seconds is not None:
+            return self.query_seconds, self.items
+        return self.auto_seconds, self.items if self.items is not None else self.auto_items
 
     @property
     def complete(self) -> bool:
@@ -188,6 +213,7 @@ class PaginationQuery:
             try:
                 page = state.pagination()
                 if page is None and (self.mode or self.offset is not None):
+                    # Not paginated by its parameters (or not routed yet): the timer says it is.
                     page = state.page = Page(
                         self.mode or "offset", self.page_size, self.offset, None
                     )
@@ -210,11 +236,13 @@ class PaginationQuery:
         if state is None:
             return
         try:
-            state.query_seconds = (state.query_seconds or 0.0) + elapsed
-            if self.items is not None:
-                state.items = self.items
             page = state.page
-            if page is not None and page.complete:
+            if page is None:
+                return  # not a paginated request, and the timer named no mode
+            page.query_seconds = (page.query_seconds or 0.0) + elapsed
+            if self.items is not None:
+                page.items = self.items
+            if page.complete:
                 state.recorder.observe_query(state.route, page, elapsed)
         except Exception:
             report_fault("pagination_query")

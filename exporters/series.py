@@ -46,7 +46,7 @@ _RANGES = {"offset": tuple(label for _, label in OFFSET_RANGES), "cursor": (NO_O
 class Children:
     """The label children of one metric, each made once; at most ``max_series`` series."""
 
-    __slots__ = ("_cache", "_folded", "_limit", "_metric", "_route_at")
+    __slots__ = ("_folded", "_limit", "_metric", "_route_at", "cache")
 
     def __init__(
         self, metrics: catalogue.Metrics, spec: MetricSpec, max_series: int, route_at: int
@@ -56,17 +56,19 @@ class Children:
         # Created now: the folded count reads 0, not absent, until the cap is reached.
         self._folded = metrics[catalogue.FOLDED_SAMPLES].labels(spec.name)
         self._route_at = route_at
-        self._cache: dict[tuple[str, ...], Any] = {}
+        # Label set -> child. The hot path reads it directly and calls make() on a miss.
+        self.cache: dict[tuple[str, ...], Any] = {}
 
     def get(self, key: tuple[str, ...]) -> Any:
         """The child to record one observation in (``route`` folded past the cap)."""
-        child = self._cache.get(key)
+        child = self.cache.get(key)
         if child is None:
-            child = self._make(key)
+            child = self.make(key)
         return child
 
-    def _make(self, key: tuple[str, ...]) -> Any:
-        cache, at = self._cache, self._route_at
+    def make(self, key: tuple[str, ...]) -> Any:
+        """Create the child of a label set not cached yet (or fold it past the cap)."""
+        cache, at = self.cache, self._route_at
         if len(cache) >= self._limit and key[at] != OTHER:
             # Not cached under the original key: every folded observation is counted.
             self._folded.inc()
@@ -79,8 +81,8 @@ class Children:
 
     def ensure(self, key: tuple[str, ...]) -> None:
         """Create a child at zero, unless the cap is reached (nothing is folded for it)."""
-        if key not in self._cache and len(self._cache) < self._limit:
-            self._cache[key] = self._metric.labels(*key)
+        if key not in self.cache and len(self.cache) < self._limit:
+            self.cache[key] = self._metric.labels(*key)
 
 
 class PaginationSeries:
