@@ -245,16 +245,16 @@ class MetricsMiddleware:
         state = RequestState(scope, root_path, request_id(scope["headers"]), recorder, path)
         echoed = (REQUEST_ID_HEADER, state.request_id.encode("ascii"))
         # Until a response starts, the server answers 500 for us (or an exception does).
-        status = 500
-        # Whether the client left, and whether it did before the response started.
-        disconnected = left_first = started = False
+        # 0 until a response starts; then its status. A request that ends without one
+        # is a 500 (the server answers that), unless the client had left.
+        status = 0
+        # Whether the client disconnected before the response started.
+        left = False
 
         async def send_with_status(message: Message) -> None:
-            nonlocal status, started, left_first
+            nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                started = True
-                left_first = disconnected
                 headers = list(message.get("headers", ()))
                 if not any(name == REQUEST_ID_HEADER for name, _ in headers):
                     headers.append(echoed)
@@ -262,10 +262,10 @@ class MetricsMiddleware:
             await send(message)
 
         async def receive_watching() -> Message:
-            nonlocal disconnected
+            nonlocal left
             message = await receive()
-            if message["type"] == "http.disconnect":
-                disconnected = True
+            if message["type"] == "http.disconnect" and not status:
+                left = True
             return message
 
         # Set only once inc() succeeded: a failed increment must not be decremented.
@@ -283,9 +283,9 @@ class MetricsMiddleware:
             await self.app(scope, receive_watching, send_with_status)
         except ClientDisconnect:
             # The client left before its request was read: nobody to answer, nothing broke.
-            if started and not left_first:
+            if status and not left:
                 raise
-            disconnected = True
+            left = True
             ACCESS_LOGGER.debug(
                 "client disconnected before the response: %s %s", method, scope["path"]
             )
@@ -296,8 +296,10 @@ class MetricsMiddleware:
         finally:
             duration = time.perf_counter() - start
             _current.reset(token)
-            if disconnected and (left_first or not started) and exception is None:
+            if left and exception is None:
                 status = CLIENT_CLOSED_REQUEST
+            elif not status:
+                status = 500
             try:
                 if in_progress is not None:
                     in_progress.dec()

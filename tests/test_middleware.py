@@ -14,6 +14,7 @@ import pytest
 from fastapi import APIRouter, FastAPI, HTTPException, Request, WebSocket
 from fastapi.responses import PlainTextResponse
 from prometheus_client import REGISTRY, CollectorRegistry
+from pydantic import BaseModel
 from starlette.staticfiles import StaticFiles
 
 import genonaut_monitoring.exporters
@@ -488,6 +489,35 @@ def test_past_its_series_cap_a_metric_folds_new_routes_into_other_and_counts_the
 # --- A client that leaves -----------------------------------------------------------------
 
 
+class Report(BaseModel):
+    hits: int
+
+
+def half_a_body(app: FastAPI, path: str) -> list[MutableMapping[str, Any]]:
+    """Send ``{`` of a 50-byte body, then disconnect; what the app sent back."""
+    messages: list[dict[str, Any]] = [
+        {"type": "http.request", "body": b"{", "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+    sent: list[MutableMapping[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+        "scheme": "http", "path": path, "raw_path": path.encode(), "root_path": "",
+        "query_string": b"", "client": ("127.0.0.1", 1), "server": ("t", 80),
+        "headers": [(b"content-length", b"50"), (b"content-type", b"application/json"),
+                    (b"host", b"t")],
+    }  # fmt: skip
+    asyncio.run(app(scope, receive, send))
+    return sent
+
+
 def test_a_client_that_leaves_before_the_response_is_499_and_no_exception(
     registry: CollectorRegistry, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -497,29 +527,19 @@ def test_a_client_that_leaves_before_the_response_is_499_and_no_exception(
     async def upload(request: Request) -> dict[str, int]:
         return {"size": len(await request.body())}
 
+    @app.post("/reports")
+    async def reports(report: Report) -> int:
+        return report.hits
+
     instrument(app, registry=registry)
-    messages: list[dict[str, Any]] = [
-        {"type": "http.request", "body": b"{", "more_body": True},
-        {"type": "http.disconnect"},
-    ]
-    sent: list[MutableMapping[str, Any]] = []
-
-    async def receive() -> dict[str, Any]:
-        return messages.pop(0)
-
-    async def send(message: MutableMapping[str, Any]) -> None:
-        sent.append(message)
-
-    scope = {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
-        "scheme": "http", "path": "/upload", "raw_path": b"/upload", "root_path": "",
-        "query_string": b"", "headers": [(b"content-length", b"50"), (b"host", b"t")],
-        "client": ("127.0.0.1", 1), "server": ("t", 80),
-    }  # fmt: skip
     with caplog.at_level(logging.DEBUG):
-        asyncio.run(app(scope, receive, send))
-    assert sent == []  # nothing to answer: the client is gone
+        # The handler reads the body itself: ClientDisconnect reaches the middleware.
+        assert half_a_body(app, "/upload") == []
+        # FastAPI reads the body: it answers 400 to a client that is gone.
+        assert [m["type"] for m in half_a_body(app, "/reports")][:1] == ["http.response.start"]
     assert requests_total(registry, "POST", "/upload", "499") == 1
+    assert requests_total(registry, "POST", "/reports", "499") == 1
+    assert {labels["status"] for labels in series(registry, "http_requests_total")} == {"499"}
     assert series(registry, "http_exceptions_total") == []
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
     assert any("client disconnected" in r.getMessage() for r in caplog.records)
