@@ -22,18 +22,34 @@ $(STAMP): pyproject.toml
 venv: $(STAMP) ## Create .venv and install the project with its dev tools
 
 .PHONY: build
-build: $(STAMP) ## Create .venv, install the project, generate out/ and out-compose/
+build: $(STAMP) ## Create .venv, install the project, generate out/, out-compose/, out-kubernetes/
 	$(BIN)/python build.py
 	$(BIN)/python build.py --profile compose --out out-compose
+	$(BIN)/python build.py --target kubernetes
 
 .PHONY: check
-check: $(STAMP) ## Validate fresh builds and fail if out/ or out-compose/ differ from them
+check: $(STAMP) ## Validate fresh builds and fail if out/, out-compose/, out-kubernetes/ differ
 	$(BIN)/python build.py --check
 	$(BIN)/python build.py --profile compose --out out-compose --check
+	$(BIN)/python build.py --target kubernetes --check
+
+GRAFANA_TYPES := tests/grafana_types
+TYPES_STAMP := $(GRAFANA_TYPES)/node_modules/.installed-stamp
 
 .PHONY: test
-test: $(STAMP) ## Run the whole test suite (prepares .venv first)
+test: $(STAMP) $(TYPES_STAMP) ## Run the whole test suite (prepares .venv and Grafana's types first)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+$(TYPES_STAMP): $(GRAFANA_TYPES)/package.json $(GRAFANA_TYPES)/package-lock.json
+	npm ci --prefix $(GRAFANA_TYPES) --no-audit --no-fund
+	touch $@
+
+.PHONY: grafana-types
+grafana-types: $(TYPES_STAMP) ## Install @grafana/schema@11.6.0 and typescript (npm ci, pinned by package-lock.json)
+
+.PHONY: typecheck
+typecheck: $(STAMP) $(TYPES_STAMP) ## Type-check out/'s dashboards against Grafana 11.6's published types (tsc --strict)
+	$(BIN)/python -m tests.grafana_types.generate out/grafana/dashboards
 
 .PHONY: lint
 lint: $(STAMP) ## ruff check, ruff format --check, mypy
@@ -45,6 +61,10 @@ lint: $(STAMP) ## ruff check, ruff format --check, mypy
 fmt: $(STAMP) ## Format and autofix with ruff
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+.PHONY: goldens
+goldens: $(STAMP) ## Re-render every alert's notification previews into tests/golden/notifications/
+	$(BIN)/python -m genonaut_monitoring.alerts.previews --out tests/golden/notifications
 
 .PHONY: bench
 bench: $(STAMP) ## Measure middleware overhead and scrape cost against the peers
@@ -76,4 +96,4 @@ logs-report: $(STAMP) ## Report on the local stack's API log (.run/logs/api.log)
 
 .PHONY: clean
 clean: ## Remove generated output and caches (keeps .venv)
-	rm -rf out out-compose out-preview .pytest_cache .mypy_cache .ruff_cache
+	rm -rf out out-compose out-kubernetes out-preview .pytest_cache .mypy_cache .ruff_cache

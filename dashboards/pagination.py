@@ -16,6 +16,12 @@ from genonaut_monitoring.config import fmt_ratio, fmt_seconds
 from genonaut_monitoring.dashboards import common as c
 from genonaut_monitoring.exporters import catalogue as m
 
+# Why the frontend panels may be empty, said where a reader looks first.
+FRONTEND_ONLY = (
+    "Empty until a frontend reports its caches (POST /api/v1/telemetry/frontend, see "
+    "instrument()); the API alone never does."
+)
+
 
 def query_time(cfg: config.Config) -> g.Panel:
     return c.timeseries(
@@ -105,8 +111,9 @@ def requests_by_mode(cfg: config.Config) -> g.Panel:
 def page_size_distribution(cfg: config.Config) -> g.Panel:
     return c.bucket_bars(
         "Page size distribution",
-        "How many requests asked for each page size (upper bucket bound of the requested "
-        f"page size). {c.RANGE_WINDOW}",
+        "How many requests asked for a page size in each range (ranges are the page-size "
+        "histogram's buckets). "
+        f"{c.RANGE_WINDOW}",
         m.PAGINATION_PAGE_SIZE,
     )
 
@@ -114,29 +121,20 @@ def page_size_distribution(cfg: config.Config) -> g.Panel:
 def most_requested_pages(cfg: config.Config) -> g.Panel:
     return c.bucket_bars(
         "Most requested pages",
-        "Requests per page number (upper bucket bound; 1 is the first page). Most traffic "
+        "Offset-paginated requests per page-number range (1 is the first page). Most traffic "
         f"should be on the first pages. {c.RANGE_WINDOW}",
         m.PAGINATION_PAGE_NUMBER,
     )
 
 
 def requests_by_offset(cfg: config.Config) -> g.Panel:
-    return c.bars(
+    return c.bucket_bars(
         "Requests by offset range",
-        "Offset-paginated requests per offset range. Traffic in the deep ranges is what a "
-        "cursor would make cheap; every range of a paginated route exists from start-up, so "
-        f"even one deep request shows. {c.RANGE_WINDOW}",
-        c.Query(
-            c.sum_by(
-                ("offset_range",),
-                c.increase(
-                    m.PAGINATION_REQUEST_DURATION, 'mode="offset"', suffix="_count", route=True
-                ),
-            ),
-            "{{offset_range}}",
-            instant=True,
-        ),
-        unit="short",
+        "Offset-paginated requests per range of the row offset they asked for. Traffic in the "
+        "deep ranges is what a cursor would make cheap; every paginated route's series exist "
+        f"from start-up, so even one deep request shows. {c.RANGE_WINDOW}",
+        m.PAGINATION_OFFSET,
+        minimum=0,
     )
 
 
@@ -171,6 +169,7 @@ def expensive_queries(cfg: config.Config) -> g.Panel:
         f"{c.RANGE_WINDOW}",
         c.Query(f"topk(10, {p95} > 0)", "", instant=True, table=True),
         unit="s",
+        value_name="p95 page query time",
         steps=c.above(cfg.thresholds.pagination_query_p95_seconds),
     )
 
@@ -191,7 +190,7 @@ def frontend_cache(cfg: config.Config) -> g.Panel:
         "Frontend cache hit rate",
         "Share of frontend page-cache lookups that hit, per cache, as reported by browsers. "
         f"Below the dashed line ({fmt_ratio(cfg.thresholds.cache_hit_ratio_min)}) the cache "
-        f"saves little. {c.RATE_WINDOW}",
+        f"saves little. {FRONTEND_ONLY} {c.RATE_WINDOW}",
         m.FRONTEND_CACHE_REQUESTS,
         'result="hit"',
         cfg.thresholds.cache_hit_ratio_min,
@@ -203,7 +202,7 @@ def prefetch_efficiency(cfg: config.Config) -> g.Panel:
         "Prefetch efficiency",
         "Share of prefetched pages the user then opened, per cache. Below the dashed line "
         f"({fmt_ratio(cfg.thresholds.prefetch_efficiency_min)}) most prefetches are wasted "
-        f"requests. {c.RATE_WINDOW}",
+        f"requests. {FRONTEND_ONLY} {c.RATE_WINDOW}",
         m.FRONTEND_PREFETCHES,
         'outcome="used"',
         cfg.thresholds.prefetch_efficiency_min,

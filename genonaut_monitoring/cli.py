@@ -2,6 +2,7 @@
 
     genonaut-monitoring build --config monitoring.toml --out monitoring/out
     genonaut-monitoring build --check            # exit 1 when the output is stale
+    genonaut-monitoring build --target kubernetes --out k8s   # then: kubectl apply -k k8s
     genonaut-monitoring up --config monitoring.toml --no-demo
 
 ``python build.py`` in the project's repository runs the same ``build``.
@@ -13,12 +14,15 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from genonaut_monitoring import config
+from genonaut_monitoring.builder import TARGETS
 
 BUILD_DESCRIPTION = (
     "Generate Grafana dashboards and provisioning, Prometheus rules and configs, and the "
-    "Alertmanager config, then validate them. Nothing is written unless all of it is valid."
+    "Alertmanager config (or, with --target kubernetes, the same as Prometheus Operator "
+    "resources), then validate them. Nothing is written unless all of it is valid."
 )
 
 
@@ -42,14 +46,30 @@ def add_build_options(parser: argparse.ArgumentParser, default_out: Path) -> Non
     parser.add_argument(
         "--out",
         type=Path,
-        default=default_out,
-        help=f"output folder (default: {default_out})",
+        help=f"output folder (default: {default_out}, or {target_out(default_out, 'kubernetes')} "
+        "for --target kubernetes)",
     )
+    parser.set_defaults(default_out=default_out)
     add_config_options(parser)
     parser.add_argument(
         "--check",
         action="store_true",
         help="validate a fresh build and compare it with --out; exit 1 if they differ",
+    )
+    parser.add_argument(
+        "--target",
+        default="files",
+        choices=TARGETS,
+        help="files: configs, rules and dashboards for one host (compose, the local stack); "
+        "kubernetes: PrometheusRules, ServiceMonitors, an AlertmanagerConfig and dashboard "
+        "ConfigMaps for the Prometheus Operator, with a kustomization.yaml (default: files)",
+    )
+
+
+def target_out(default_out: Path, target: str) -> Path:
+    """The default output folder of ``target``: ``out`` for files, ``out-kubernetes``..."""
+    return (
+        default_out if target == "files" else default_out.with_name(f"{default_out.name}-{target}")
     )
 
 
@@ -66,7 +86,8 @@ def run_build(args: argparse.Namespace) -> int:
     """The ``build`` command: problems go to stderr, one per line, and nothing is written."""
     from genonaut_monitoring import builder, settings
 
-    out = args.out.resolve()
+    out = (args.out or target_out(args.default_out, args.target)).resolve()
+    rerun = args.rerun if args.target == "files" else f"{args.rerun} --target {args.target}"
     try:
         cfg = load_config(args.config, args.profile)
     except settings.SettingsError as exc:
@@ -76,15 +97,15 @@ def run_build(args: argparse.Namespace) -> int:
         return 2
     try:
         if args.check:
-            differences = builder.check(cfg, out)
+            differences = builder.check(cfg, out, args.target)
             if differences:
-                print(f"{out} is out of date; run `{args.rerun}`:", file=sys.stderr)
+                print(f"{out} is out of date; run `{rerun}`:", file=sys.stderr)
                 for line in differences:
                     print(f"  {line}", file=sys.stderr)
                 return 1
             print(f"{out} is up to date")
             return 0
-        outputs = builder.build(cfg, out)
+        outputs = builder.build(cfg, out, args.target)
     except builder.BuildError as exc:
         print(f"build failed; {out} was left as it was:", file=sys.stderr)
         for problem in exc.problems:
@@ -102,6 +123,56 @@ def build_parser(prog: str, default_out: Path) -> argparse.ArgumentParser:
     return parser
 
 
+def add_up_parser(commands: Any) -> None:
+    """The ``up`` command of ``genonaut-monitoring``."""
+    parser = commands.add_parser(
+        "up",
+        help="run Prometheus, Alertmanager and the alert catchers here (no Docker)",
+        description="Run Prometheus, Alertmanager, an SMTP catcher, a Slack stand-in and the "
+        "demo API on loopback, with configs built for them. Grafana needs Docker "
+        "(`docker compose up` runs the whole stack with it). With --no-demo, Prometheus "
+        "scrapes the services' own targets from --config: your app, already running.",
+    )
+    add_config_options(parser)
+    parser.add_argument(
+        "--workdir", type=Path, default=Path(".run"), help="state and logs (default .run/)"
+    )
+    parser.add_argument(
+        "--no-demo", action="store_true", help="do not start the demo API; scrape your own app"
+    )
+    parser.add_argument(
+        "--seed-rows", type=int, default=100_000, help="demo catalogue size (default 100000)"
+    )
+    parser.add_argument(
+        "--faults", action="store_true", help="enable the demo's /debug/faults routes"
+    )
+    parser.add_argument("--workers", type=int, default=1, help="demo API workers (default 1)")
+    parser.set_defaults(run=_run_up)
+
+
+def _run_up(args: argparse.Namespace) -> int:
+    from genonaut_monitoring import stack
+
+    return stack.run(args)
+
+
+# The extra that brings the modules each command needs (pip install 'genonaut-monitoring[X]').
+EXTRAS = {"build": "build", "up": "stack"}
+EXTRA_MODULES = frozenset(
+    {
+        "grafanalib",
+        "attr",
+        "jinja2",
+        "jsonschema",
+        "promql_parser",
+        "yaml",
+        "requests",
+        "aiosmtpd",
+        "uvicorn",
+    }
+)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="genonaut-monitoring",
@@ -113,11 +184,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     add_build_options(build, Path("out"))
     build.set_defaults(run=run_build, rerun="genonaut-monitoring build")
-    from genonaut_monitoring import stack
-
-    stack.add_parser(commands)
+    add_up_parser(commands)
     args = parser.parse_args(argv)
-    return int(args.run(args))
+    try:
+        return int(args.run(args))
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] not in EXTRA_MODULES:
+            raise
+        # The runtime install has no build or stack dependencies: say which extra brings them.
+        extra = EXTRAS[args.command]
+        print(
+            f"genonaut-monitoring {args.command}: {exc.name} is not installed; "
+            f"install the extra: pip install 'genonaut-monitoring[{extra}]'",
+            file=sys.stderr,
+        )
+        return 2
 
 
 if __name__ == "__main__":

@@ -53,7 +53,10 @@ def restore_logging() -> Iterator[None]:
         for name in ("uvicorn", "uvicorn.error")
     }
     access_disabled = logging.getLogger("uvicorn.access").disabled
+    levels = {name: logging.getLogger(name).level for name in ("genonaut_monitoring", "uvicorn")}
     yield
+    for name, level in levels.items():
+        logging.getLogger(name).setLevel(level)
     root.setLevel(saved[0])
     root.handlers[:] = saved[1]
     for name, (propagate, handlers) in uvicorn.items():

@@ -532,7 +532,8 @@ def test_a_client_that_leaves_before_the_response_is_499_and_no_exception(
         return report.hits
 
     instrument(app, registry=registry)
-    with caplog.at_level(logging.DEBUG):
+    # At the access logger itself: configure_logging() elsewhere may have set its level.
+    with caplog.at_level(logging.DEBUG, logger="genonaut_monitoring.access"):
         # The handler reads the body itself: ClientDisconnect reaches the middleware.
         assert half_a_body(app, "/upload") == []
         # FastAPI reads the body: it answers 400 to a client that is gone.
