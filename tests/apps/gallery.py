@@ -4,7 +4,8 @@ Routers with prefixes and router-level dependencies, pagination parameters
 carried by a dependency class, a cursor feed, top-N lists, handlers that page
 with raw SQL (``LIMIT``/``OFFSET``) and SQLAlchemy Core without ever calling
 ``pagination_query()``, a route declared by template, a sub-app mounted under
-a path parameter, ``StaticFiles``, a server-side cache, and writes.
+a path parameter, ``StaticFiles``, a server-side cache, writes, and a handler
+with a bug (an unhandled exception).
 
 Settings come from the environment: ``DATABASE_URL`` (default a SQLite file
 in the working directory), ``GALLERY_ROWS`` (rows seeded on start, default
@@ -153,6 +154,12 @@ def create_app(database_url: str, rows: int, slow_query_seconds: float | None = 
         if row is None:
             raise HTTPException(404, f"image {image_id} does not exist")
         return dict(row._mapping)
+
+    @api.get("/images/{image_id}/exif")
+    def exif(image_id: int) -> dict[str, Any]:
+        """A handler with a bug: images without camera data raise KeyError (a 500)."""
+        data: dict[int, dict[str, Any]] = {1: {"camera": "x100"}}
+        return {"camera": data.get(image_id, {})["camera"]}
 
     @api.post("/images/{image_id}/like", status_code=204)
     def like(image_id: int) -> None:
