@@ -45,6 +45,14 @@ def _selected(expr: str) -> Iterator[tuple[str, bool]]:
             yield node.name, False
 
 
+def _windowed(name: str, recorded: Mapping[str, str], depth: int = 0) -> bool:
+    """Whether recording rule ``name`` reads a window, itself or through another rule."""
+    expr = recorded.get(name)
+    if expr is None or depth > 10:
+        return False
+    return any(ranged or _windowed(other, recorded, depth + 1) for other, ranged in _selected(expr))
+
+
 def alert_problems(cfg: config.Config, alerts: list[Alert]) -> list[str]:
     """Quantile thresholds on bucket boundaries, windows only through recording rules."""
     recorded = recorded_exprs(cfg)
@@ -128,9 +136,11 @@ def _linked_panel_problems(
         return []  # links.dashboard_url reports a missing dashboard or panel
     panel = next((p for p in _panels(board) if p.get("title") == alert.panel.title), None)
     read = {name for name, _ in _selected(alert.expr)}
-    if panel is None or panel.get("type") in _NO_DATA or not read:
-        return []  # an alert list shows the alert itself; vector(1) reads nothing
-    wanted = (read & set(recorded)) or read
+    wanted = {name for name in read if _windowed(name, recorded)}
+    if panel is None or panel.get("type") in _NO_DATA or not wanted:
+        # An alert list shows the alert itself; an alert on a level (up == 0, a gauge)
+        # has no window for its panel to disagree with.
+        return []
     drawn = {name for expr in _exprs(panel) for name, _ in _selected(expr)}
     if wanted & drawn:
         return []

@@ -12,6 +12,8 @@ to get a name, never type one.
 
 from __future__ import annotations
 
+import json
+
 from genonaut_monitoring import config
 from genonaut_monitoring.alerts.model import Group, Record
 from genonaut_monitoring.alerts.promql import job_selector, series, window_suffix
@@ -85,6 +87,13 @@ def db_faults_rate(cfg: config.Config) -> str:
 def checkout_timeouts_increase(cfg: config.Config) -> str:
     name = series(c.DB_POOL_CHECKOUT_TIMEOUTS).removesuffix("_total")
     return f"job_instance_pool:{name}:increase{cfg.intervals.rate_window}"
+
+
+def pg_deadlocks_increase(cfg: config.Config) -> str:
+    from genonaut_monitoring.exporters import pgmetrics
+
+    name = series(pgmetrics.PG_DEADLOCKS)
+    return f"job_instance_server_datname:{name}:increase{cfg.intervals.rate_window}"
 
 
 def pool_saturation(cfg: config.Config) -> str:
@@ -237,6 +246,26 @@ def rules(cfg: config.Config) -> list[Record]:
             frozenset({"job", "instance", "pool"}),
             "Share of each pool's connections (size plus max overflow) checked out.",
         ),
+        *_postgres(cfg),
+    ]
+
+
+def _postgres(cfg: config.Config) -> list[Record]:
+    """Rules over postgres_exporter's series, when the config scrapes one."""
+    if not cfg.postgres.targets:
+        return []
+    from genonaut_monitoring.exporters import pgmetrics
+
+    w, job = cfg.intervals.rate_window, json.dumps(cfg.postgres.job)
+    by = ("job", "instance", "server", "datname")
+    return [
+        Record(
+            pg_deadlocks_increase(cfg),
+            f"sum by ({', '.join(by)}) (\n  increase({series(pgmetrics.PG_DEADLOCKS)}"
+            f"{{job={job}}}[{w}])\n)",
+            frozenset(by),
+            f"Deadlocks per database in the last {w}: PostgresDeadlocks and its panel.",
+        )
     ]
 
 

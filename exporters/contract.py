@@ -119,7 +119,8 @@ def check_expression(
             if found is None:
                 problems.append(
                     Problem(
-                        f"metric {name!r} is not in the catalogue (exporters/catalogue.py) "
+                        f"metric {name!r} is not in the catalogue (exporters/catalogue.py), "
+                        "nor recorded from another exporter (exporters/*.json), "
                         "nor produced by a recording rule"
                     )
                 )

@@ -25,7 +25,7 @@ from genonaut_monitoring import config
 from genonaut_monitoring.processes import Process
 from genonaut_monitoring.stack import Stack
 from tests.conftest import ROOT, free_port, require_tool
-from tests.postgres import Server, postgres_url  # noqa: F401
+from tests.postgres import postgres_url, throwaway_server  # noqa: F401
 from tests.test_e2e_dashboards import has_data, panel_queries, prom
 
 CFG = config.TEST_CONFIG
@@ -164,12 +164,10 @@ def firing(stack: Stack, alert: str) -> list[dict[str, Any]]:
 @pytest.mark.postgres
 def test_a_database_stopped_under_traffic_fires_database_query_errors(tmp_path: Path) -> None:
     require_tool("prometheus")
-    bin_dir = Path(require_tool("initdb")).parent
-    server = Server(bin_dir)
+    server = throwaway_server()
     try:
-        server.init()
-        server.start()
-        url = server.create_database()
+        server.execute(["CREATE DATABASE gallery"])
+        url = server.url("gallery", driver="psycopg2")
         stack = Stack(tmp_path, cfg=CFG, components={"prometheus"})
         with gallery(tmp_path, stack.ports.api, url) as api, stack, Traffic(api) as traffic:
             stack.wait_for(lambda: stack.query(f'up{{job="{CFG.jobs[0]}"}} == 1'), 30, "a scrape")
