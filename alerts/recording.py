@@ -251,9 +251,8 @@ def rules(cfg: config.Config) -> list[Record]:
 
 
 def _postgres(cfg: config.Config) -> list[Record]:
-    """Rules over postgres_exporter's series, when the config scrapes one."""
-    if not cfg.postgres.targets:
-        return []
+    """Rules over postgres_exporter's series (empty when no exporter is scraped; the
+    PostgreSQL dashboard draws them whatever the config)."""
     from genonaut_monitoring.exporters import pgmetrics
 
     w, job = cfg.intervals.rate_window, json.dumps(cfg.postgres.job)

@@ -123,7 +123,7 @@ def deadlocks(cfg: config.Config) -> g.Panel:
         "Deadlocks per database, as PostgresDeadlocks counts them; each aborted one of its "
         f"transactions with an error. Any for {cfg.durations.postgres_deadlocks} fires "
         f"PostgresDeadlocks. {c.alert_window(cfg)}",
-        [c.Query(c.recorded(r.pg_deadlocks_increase(cfg), DATABASE), "{{datname}}")],
+        [c.Query(c.recorded(r.pg_deadlocks_increase(cfg), c.SCOPE[1], DATABASE), "{{datname}}")],
         unit="short",
     )
 

@@ -181,14 +181,14 @@ def test_recording_rules_compute_rates_ratios_and_quantiles(
             {"labels": cases.labels_text(cases.target(cfg, pool="default")),
              "value": fires["DatabasePoolCheckoutTimeouts"].alerts[0].value}
         ],
-        **({r.pg_deadlocks_increase(cfg): [
+        r.pg_deadlocks_increase(cfg): [
             {"labels": cases.labels_text(deadlock.labels), "value": deadlock.value}
             for deadlock in fires["PostgresDeadlocks"].alerts
         ] + [
             # The other database of the case has none.
             {"labels": cases.labels_text({**fires["PostgresDeadlocks"].alerts[0].labels,
                                           "datname": "template1"}), "value": 0.0}
-        ]} if cfg.postgres.targets else {}),
+        ] if cfg.postgres.targets else [],
         r.pool_saturation(cfg): [
             {"labels": cases.labels_text(cases.target(cfg, pool="default")), "value": 1.0}
         ],
