@@ -127,12 +127,13 @@ def check_expression(
                 continue
             spec, labels = found
             for matcher in node.matchers.matchers:
-                if matcher.name in ("le", "quantile"):
+                if matcher.name in ("le", "quantile") and not _every_spelling(matcher):
                     problems.append(
                         Problem(
                             f"matches {matcher.name!r} literally; Prometheus 3 normalises its "
-                            f'values (le="1" becomes le="1.0"): aggregate by {matcher.name} or '
-                            "use histogram_quantile() instead"
+                            f'values (le="1" becomes le="1.0"): aggregate by {matcher.name}, '
+                            "use histogram_quantile(), or match every spelling of the value "
+                            f'({matcher.name}=~"1\\\\.0|1")'
                         )
                     )
                 if matcher.name != "__name__" and matcher.name not in labels:
@@ -203,6 +204,35 @@ _RANGE_FUNCTIONS = frozenset(
         "changes",
     }
 )
+
+
+def _spellings(value: str) -> set[str] | None:
+    """How clients and Prometheus versions write a bucket bound (None: not a number)."""
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    if value in ("+Inf", "Inf", "-Inf"):
+        return {value}
+    return {repr(number), f"{number:g}"}
+
+
+def _every_spelling(matcher: Any) -> bool:
+    """Whether an ``le``/``quantile`` matcher selects its values however they are spelt.
+
+    ``le="0.25"`` is fine (0.25 has one spelling); ``le="1.0"`` is not (Go's client
+    writes ``1``, Prometheus 3 rewrites it as ``1.0``); ``le=~"1\\.0|1"`` names both.
+    """
+    op, value = str(matcher.op), matcher.value
+    if op in ("MatchOp.Equal", "MatchOp.NotEqual"):
+        spellings = _spellings(value)
+        return spellings is not None and spellings == {value}
+    alternatives = {part.replace("\\.", ".") for part in value.split("|")}
+    for part in alternatives:
+        spellings = _spellings(part)
+        if spellings is None or not spellings <= alternatives:
+            return False
+    return True
 
 
 # --- Percentiles ----------------------------------------------------------------
