@@ -176,3 +176,20 @@ def test_no_expression_may_match_le_or_quantile_literally(label: str) -> None:
     expr = f'sum(rate(http_request_duration_seconds_bucket{{{label}="1"}}[5m]))'
     problems = [str(p) for p in catalogue.check_expression(expr)]
     assert any("Prometheus 3 normalises" in p and repr(label) in p for p in problems), problems
+
+
+@pytest.mark.parametrize(
+    ("matcher", "refused"),
+    [
+        ('le="1"', True),
+        ('le="1.0"', True),
+        ('le=~"1\\\\.0"', True),
+        ('le="0.25"', False),  # one spelling only: Prometheus 3 keeps it as it is
+        ('le=~"1\\\\.0|1"', False),  # every spelling of 1
+        ('le="+Inf"', False),
+    ],
+)
+def test_an_le_matcher_must_select_every_spelling_of_its_bound(matcher: str, refused: bool) -> None:
+    expr = f"sum(rate(http_request_duration_seconds_bucket{{{matcher}}}[5m]))"
+    problems = [str(p) for p in catalogue.check_expression(expr)]
+    assert any("Prometheus 3 normalises" in p for p in problems) is refused, problems
