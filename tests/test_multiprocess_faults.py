@@ -1,7 +1,8 @@
 """Multiprocess mode under faults: a full, read-only or missing directory, killed workers.
 
 Real uvicorn workers, a real tmpfs. What the clients see is counted: connection
-errors, 5xx, worker starts (a respawn loop shows there), and what /metrics says.
+errors, 5xx, worker starts (a respawn loop shows there), and what /metrics says;
+with a real Prometheus, that the dropped writes fire their alert.
 """
 
 from __future__ import annotations
@@ -20,9 +21,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from genonaut_monitoring import config
+from genonaut_monitoring import alerts, config
+from genonaut_monitoring.alerts.model import seconds
 from genonaut_monitoring.exporters import catalogue, mpfile
+from genonaut_monitoring.stack import Stack
 from tests.apps import multiproc_app
+from tests.conftest import require_tool
 from tests.workers import Workers, fill, running, scrape, tmpfs, total
 
 CONNECTIONS = 8
@@ -151,6 +155,61 @@ def test_workers_start_and_serve_without_a_usable_metrics_directory(
     lines = _error_lines(log, directory, what, starts, elapsed)
     assert f"fix: {fix}" in lines[0]
     assert "Traceback" not in log and "damaged" not in log
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_dropped_writes_fire_their_alert_in_a_real_prometheus(tmp_path: Path) -> None:
+    """A directory that fills under running workers: Prometheus scrapes the real dropped
+    writes, and the built rules (test profile) fire MetricsWritesDropped for reason full."""
+    require_tool("prometheus")
+    cfg = config.TEST_CONFIG
+    alert = alerts.by_name(cfg)["MetricsWritesDropped"]
+    stack = Stack(tmp_path / "stack", cfg=cfg, components={"prometheus"})
+    ledger = f'{catalogue.METRICS_WRITES_DROPPED.name}{{reason="full"}}'
+    sent = 0
+
+    def dropping_until_firing() -> list[dict[str, object]]:
+        """New label sets need room in the full files: each batch drops writes."""
+        nonlocal sent
+        paths = [f"/labels/{'x' * 40}-{sent + i}" for i in range(20)]
+        statuses, errors = _load(workers.url, paths)
+        assert errors == [] and statuses == {200: len(paths)}, (statuses, errors)
+        sent += len(paths)
+        return stack.query(f'ALERTS{{alertname="{alert.name}",alertstate="firing"}}')
+
+    with (
+        tmpfs(tmp_path / "multiproc", size="1m") as directory,
+        Workers(tmp_path, directory, port=stack.ports.api) as workers,
+        stack,
+    ):
+        _serve_pid_on_every_worker(workers)
+        # Scraped at zero first: a series born non-zero would show no increase.
+        stack.wait_for(lambda: stack.query(ledger), 30, f"{ledger} in Prometheus")
+        fill(directory)
+        started = time.monotonic()
+        # A scrape, the recording rule's and the alert's evaluations, `for`; three times
+        # over, for a loaded machine.
+        bound = 3 * (
+            seconds(cfg.intervals.api_scrape_interval)
+            + 2 * seconds(cfg.intervals.evaluation_interval)
+            + seconds(alert.for_)
+        )
+        firing = stack.wait_for(dropping_until_firing, bound, f"{alert.name} firing")
+        elapsed = time.monotonic() - started
+        dropped = total(scrape(workers.url), catalogue.METRICS_WRITES_DROPPED.name, reason="full")
+
+    (labels,) = [found["metric"] for found in firing]
+    assert labels == {
+        "__name__": "ALERTS",
+        "alertname": alert.name,
+        "alertstate": "firing",
+        "severity": alert.severity,
+        "job": cfg.jobs[0],
+        "instance": f"127.0.0.1:{stack.ports.api}",
+        "reason": "full",
+    }
+    assert dropped > 0 and elapsed >= seconds(alert.for_), (dropped, elapsed)
 
 
 KILLS = 20
