@@ -78,6 +78,46 @@ def target_missing(cfg: config.Config) -> Alert:
     )
 
 
+def scrape_empty(cfg: config.Config) -> Alert:
+    api, selector = target(cfg), job_selector(cfg)
+
+    def scraped(up: float, samples: float) -> list[Gauge]:
+        return [Gauge(c.UP.name, api, up), Gauge(c.SCRAPE_SAMPLES.name, api, samples)]
+
+    return Alert(
+        name="MetricsScrapeEmpty",
+        # The exporter always exposes series (process metrics, zeros of its counters), so
+        # a successful scrape with none means /metrics read nothing: in multiprocess mode,
+        # a directory that is missing, or was read-only or full when the workers started. No
+        # other API alert can fire then, MetricsWritesDropped included (its counter lives
+        # in that directory); a failed scrape is ApiTargetDown's.
+        expr=(
+            f"{c.SCRAPE_SAMPLES.name}{selector} == 0\nand on (job, instance)\n"
+            f"{c.UP.name}{selector} == 1"
+        ),
+        for_=cfg.durations.metrics_scrape_empty,
+        # Critical, like ApiTargetMissing: every API alert is blind to the instance.
+        severity="critical",
+        summary="An API target answers its scrapes with no metrics at all.",
+        description=(
+            "{{ $labels.instance }} (job {{ $labels.job }}) answered every scrape for "
+            f"{cfg.durations.metrics_scrape_empty} with {{{{ $value }}}} samples: its metrics "
+            "directory (PROMETHEUS_MULTIPROC_DIR) is missing, or was read-only or full when "
+            "the workers started."
+        ),
+        panel=Panel("main", "Samples per scrape"),
+        cases=Cases(
+            fires=Scenario(
+                "every scrape succeeds with no samples", scraped(1, 0), [Expect(api, 0)]
+            ),
+            quiet=[
+                Scenario("every scrape brings samples", scraped(1, 120)),
+                Scenario("every scrape fails", scraped(0, 0)),
+            ],
+        ),
+    )
+
+
 def writes_dropped(cfg: config.Config) -> Alert:
     w, for_ = cfg.intervals.rate_window, cfg.durations.metrics_writes_dropped
     # Every reason the ledger counts, created at zero by instrument().
@@ -165,6 +205,7 @@ def alerts(cfg: config.Config) -> list[Alert]:
     return [
         target_down(cfg),
         target_missing(cfg),
+        scrape_empty(cfg),
         writes_dropped(cfg),
         samples_folded(cfg),
         watchdog(),

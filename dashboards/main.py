@@ -236,6 +236,20 @@ def writes_dropped(cfg: config.Config) -> g.Panel:
     )
 
 
+def samples_per_scrape(cfg: config.Config) -> g.Panel:
+    return c.timeseries(
+        "Samples per scrape",
+        "Samples each API instance exposed at its last scrape: its series count, so a "
+        "steady climb is label cardinality growing toward the series cap (see Samples "
+        "folded). Zero on a target that is up means /metrics answered empty: its "
+        "multiprocess directory is missing, or was read-only or full at start; for "
+        f"{cfg.durations.metrics_scrape_empty} that fires MetricsScrapeEmpty. "
+        f"{c.SCRAPE_WINDOW}",
+        [c.Query(c.selector(m.SCRAPE_SAMPLES), "{{instance}}")],
+        unit="short",
+    )
+
+
 def db_summary(cfg: config.Config) -> g.Panel:
     return c.timeseries(
         "Database query time p95 by operation",
@@ -305,6 +319,6 @@ def dashboard(cfg: config.Config) -> g.Dashboard:
                 (folded_samples(cfg), 4),
                 (firing_alerts(cfg), 8),
             ),
-            c.row(6, writes_dropped(cfg)),
+            c.row(6, (writes_dropped(cfg), 16), (samples_per_scrape(cfg), 8)),
         ),
     )

@@ -237,6 +237,7 @@ class AlertDurations:
     database_pool_near_exhaustion: Duration = "5m"
     database_pool_checkout_timeouts: Duration = "1m"
     api_target_down: Duration = "1m"
+    metrics_scrape_empty: Duration = "1m"
     # MetricsWritesDropped, MetricsSamplesFolded: a single dropped write (folded
     # observation) keeps the increase over the rate window above 0 for that whole window,
     # so with a `for` shorter than the window one is enough to fire.
