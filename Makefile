@@ -47,7 +47,7 @@ fmt: $(STAMP) ## Format and autofix with ruff
 	$(BIN)/ruff check --fix .
 
 .PHONY: bench
-bench: $(STAMP) ## Measure middleware overhead and scrape cost against the peers
+bench: $(STAMP) ## Overhead by request kind (with and without the access log) and scrape cost, vs the peers
 	$(BIN)/python -m benchmarks.overhead
 
 .PHONY: up
