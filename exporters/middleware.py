@@ -23,7 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from genonaut_monitoring.exporters import catalogue
 from genonaut_monitoring.exporters.catalogue import OTHER, UNMATCHED_ROUTE
 from genonaut_monitoring.exporters.context import RequestState, _current, report_fault
-from genonaut_monitoring.exporters.logs import ACCESS_LOGGER
+from genonaut_monitoring.exporters.logs import ACCESS_LOGGER, log_request
 from genonaut_monitoring.exporters.pagination import Page, PaginationParams, detect, record_request
 
 # Methods kept as label values; anything else a client sends folds into "other".
@@ -225,8 +225,8 @@ class Recorder:
             fields["items_returned"] = state.items
             seconds = state.query_seconds
             fields["pagination_query_ms"] = None if seconds is None else round(seconds * 1e3, 3)
-        ACCESS_LOGGER.info(
-            "%s %s %d %.1fms", scope["method"], scope["path"], status, duration * 1e3, extra=fields
+        log_request(
+            fields, "%s %s %d %.1fms", scope["method"], scope["path"], status, duration * 1e3
         )
 
 
