@@ -13,6 +13,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from genonaut_monitoring import config
 
@@ -102,6 +103,46 @@ def build_parser(prog: str, default_out: Path) -> argparse.ArgumentParser:
     return parser
 
 
+def add_up_parser(commands: Any) -> None:
+    """The ``up`` command of ``genonaut-monitoring``."""
+    parser = commands.add_parser(
+        "up",
+        help="run Prometheus, Alertmanager and the alert catchers here (no Docker)",
+        description="Run Prometheus, Alertmanager, an SMTP catcher, a Slack stand-in and the "
+        "demo API on loopback, with configs built for them. Grafana needs Docker "
+        "(`docker compose up` runs the whole stack with it). With --no-demo, Prometheus "
+        "scrapes the services' own targets from --config: your app, already running.",
+    )
+    add_config_options(parser)
+    parser.add_argument(
+        "--workdir", type=Path, default=Path(".run"), help="state and logs (default .run/)"
+    )
+    parser.add_argument(
+        "--no-demo", action="store_true", help="do not start the demo API; scrape your own app"
+    )
+    parser.add_argument(
+        "--seed-rows", type=int, default=100_000, help="demo catalogue size (default 100000)"
+    )
+    parser.add_argument(
+        "--faults", action="store_true", help="enable the demo's /debug/faults routes"
+    )
+    parser.add_argument("--workers", type=int, default=1, help="demo API workers (default 1)")
+    parser.set_defaults(run=_run_up)
+
+
+def _run_up(args: argparse.Namespace) -> int:
+    from genonaut_monitoring import stack
+
+    return stack.run(args)
+
+
+# The extra that brings the modules each command needs (pip install 'genonaut-monitoring[X]').
+EXTRAS = {"build": "build", "up": "stack"}
+EXTRA_MODULES = frozenset(
+    {"grafanalib", "attr", "jinja2", "promql_parser", "yaml", "requests", "aiosmtpd", "uvicorn"}
+)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="genonaut-monitoring",
@@ -113,11 +154,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     add_build_options(build, Path("out"))
     build.set_defaults(run=run_build, rerun="genonaut-monitoring build")
-    from genonaut_monitoring import stack
-
-    stack.add_parser(commands)
+    add_up_parser(commands)
     args = parser.parse_args(argv)
-    return int(args.run(args))
+    try:
+        return int(args.run(args))
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] not in EXTRA_MODULES:
+            raise
+        # The runtime install has no build or stack dependencies: say which extra brings them.
+        extra = EXTRAS[args.command]
+        print(
+            f"genonaut-monitoring {args.command}: {exc.name} is not installed; "
+            f"install the extra: pip install 'genonaut-monitoring[{extra}]'",
+            file=sys.stderr,
+        )
+        return 2
 
 
 if __name__ == "__main__":

@@ -302,35 +302,6 @@ def _save_mail(stack: Stack, seen: int) -> int:
     return seen + len(messages)
 
 
-def add_parser(commands: Any) -> None:
-    """The ``up`` command of ``genonaut-monitoring``."""
-    from genonaut_monitoring.cli import add_config_options
-
-    parser = commands.add_parser(
-        "up",
-        help="run Prometheus, Alertmanager and the alert catchers here (no Docker)",
-        description="Run Prometheus, Alertmanager, an SMTP catcher, a Slack stand-in and the "
-        "demo API on loopback, with configs built for them. Grafana needs Docker "
-        "(`docker compose up` runs the whole stack with it). With --no-demo, Prometheus "
-        "scrapes the services' own targets from --config: your app, already running.",
-    )
-    add_config_options(parser)
-    parser.add_argument(
-        "--workdir", type=Path, default=Path(".run"), help="state and logs (default .run/)"
-    )
-    parser.add_argument(
-        "--no-demo", action="store_true", help="do not start the demo API; scrape your own app"
-    )
-    parser.add_argument(
-        "--seed-rows", type=int, default=100_000, help="demo catalogue size (default 100000)"
-    )
-    parser.add_argument(
-        "--faults", action="store_true", help="enable the demo's /debug/faults routes"
-    )
-    parser.add_argument("--workers", type=int, default=1, help="demo API workers (default 1)")
-    parser.set_defaults(run=run)
-
-
 def run(args: argparse.Namespace) -> int:
     """The ``up`` command: start everything, print the URLs, stop everything on Ctrl-C."""
     from genonaut_monitoring import cli, settings

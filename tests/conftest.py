@@ -56,7 +56,7 @@ def restore_logging() -> Iterator[None]:
     """configure_logging() changes process-wide logging; put it back after each test."""
     root = logging.getLogger()
     saved = (root.level, list(root.handlers))
-    project_level = logging.getLogger("genonaut_monitoring").level
+    levels = {name: logging.getLogger(name).level for name in ("genonaut_monitoring", "uvicorn")}
     uvicorn = {
         name: (logging.getLogger(name).propagate, list(logging.getLogger(name).handlers))
         for name in ("uvicorn", "uvicorn.error")
@@ -65,7 +65,8 @@ def restore_logging() -> Iterator[None]:
     yield
     root.setLevel(saved[0])
     root.handlers[:] = saved[1]
-    logging.getLogger("genonaut_monitoring").setLevel(project_level)
+    for name, level in levels.items():
+        logging.getLogger(name).setLevel(level)
     for name, (propagate, handlers) in uvicorn.items():
         logging.getLogger(name).propagate = propagate
         logging.getLogger(name).handlers[:] = handlers
