@@ -13,8 +13,9 @@ import pytest
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
-from genonaut_monitoring.exporters import configure_logging, instrument, pagination_query
+from genonaut_monitoring.exporters import configure_logging, instrument, logs, pagination_query
 from genonaut_monitoring.exporters.logs import JsonLineFormatter, TextFormatter
+from tests.apps.driver import get
 from tests.logcheck import ROUTES, Logged
 
 BASE_FIELDS = {
@@ -223,3 +224,51 @@ def test_uvicorn_logs_go_through_the_same_handler(
     logging.getLogger("uvicorn.access").info("duplicate access line")
     (line,) = [json.loads(text) for text in stream.getvalue().splitlines()]
     assert (line["logger"], line["message"]) == ("uvicorn.error", "Started server process")
+
+
+@pytest.mark.parametrize(
+    "change",
+    ["filter on the access logger", "handler level", "another formatter", "second handler"],
+)
+def test_the_access_line_honours_logging_configured_around_it(
+    registry: CollectorRegistry, restore_logging: None, change: str
+) -> None:
+    logged = Logged("direct")
+    access = logging.getLogger("genonaut_monitoring.access")
+    extra = io.StringIO()
+    second = logging.StreamHandler(extra)
+    if change == "filter on the access logger":
+        access.addFilter(lambda record: record.getMessage().startswith("GET /content/1 "))
+    elif change == "handler level":
+        logged.handler.setLevel(logging.WARNING)
+    elif change == "another formatter":
+        logged.handler.setFormatter(logging.Formatter("%(levelname)s|%(message)s|%(route)s"))
+    else:
+        logging.getLogger("genonaut_monitoring").addHandler(second)
+    try:
+        root = logging.getLogger()
+        saved = list(root.handlers)
+        root.handlers[:] = [logged.handler]
+        try:
+            assert logs._direct_handler() is None
+            get(content_app(registry), "/content/1", "/content/2")
+        finally:
+            root.handlers[:] = saved
+    finally:
+        access.filters.clear()
+        logging.getLogger("genonaut_monitoring").removeHandler(second)
+    written = logged.stream.getvalue().splitlines()
+    access_lines = [line for line in written if "GET /content/" in line]
+    if change == "filter on the access logger":
+        assert [json.loads(line)["path"] for line in access_lines] == ["/content/1"]
+    elif change == "handler level":
+        assert access_lines == []
+    elif change == "another formatter":
+        assert [line.split(" ")[0] for line in access_lines] == ["INFO|GET"] * 2
+        assert all(line.endswith("|/content/{item_id}") for line in access_lines)
+    else:
+        assert len(access_lines) == 2
+        assert [line.split(" 200 ")[0] for line in extra.getvalue().splitlines()] == [
+            "GET /content/1",
+            "GET /content/2",
+        ]
