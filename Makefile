@@ -22,14 +22,16 @@ $(STAMP): pyproject.toml
 venv: $(STAMP) ## Create .venv and install the project with its dev tools
 
 .PHONY: build
-build: $(STAMP) ## Create .venv, install the project, generate out/ and out-compose/
+build: $(STAMP) ## Create .venv, install the project, generate out/, out-compose/, out-kubernetes/
 	$(BIN)/python build.py
 	$(BIN)/python build.py --profile compose --out out-compose
+	$(BIN)/python build.py --target kubernetes
 
 .PHONY: check
-check: $(STAMP) ## Validate fresh builds and fail if out/ or out-compose/ differ from them
+check: $(STAMP) ## Validate fresh builds and fail if out/, out-compose/, out-kubernetes/ differ
 	$(BIN)/python build.py --check
 	$(BIN)/python build.py --profile compose --out out-compose --check
+	$(BIN)/python build.py --target kubernetes --check
 
 .PHONY: test
 test: $(STAMP) ## Run the whole test suite (prepares .venv first)
@@ -76,4 +78,4 @@ logs-report: $(STAMP) ## Report on the local stack's API log (.run/logs/api.log)
 
 .PHONY: clean
 clean: ## Remove generated output and caches (keeps .venv)
-	rm -rf out out-compose out-preview .pytest_cache .mypy_cache .ruff_cache
+	rm -rf out out-compose out-kubernetes out-preview .pytest_cache .mypy_cache .ruff_cache

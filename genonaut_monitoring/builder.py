@@ -48,8 +48,19 @@ class Part:
     validate: Callable[[Path, config.Config], list[str]]
 
 
-def parts() -> list[Part]:
-    """The build's parts, in the order they render and validate."""
+# What the build can produce: files for one host (compose or the local stack), or the
+# same definitions as Kubernetes resources for the Prometheus Operator.
+TARGETS = ("files", "kubernetes")
+
+
+def parts(target: str = "files") -> list[Part]:
+    """The parts of ``target``'s build, in the order they render and validate."""
+    if target == "kubernetes":
+        from genonaut_monitoring import kubernetes
+
+        return [Part("kubernetes", kubernetes.outputs, kubernetes.validate)]
+    if target != "files":
+        raise ValueError(f"unknown build target {target!r}: choose one of {', '.join(TARGETS)}")
     from genonaut_monitoring import alerts, dashboards, provision
 
     return [
@@ -96,11 +107,11 @@ def run_tool(args: list[str], what: str, cwd: Path | None = None) -> list[str]:
 # --- render, stage, swap ------------------------------------------------------------
 
 
-def render(cfg: config.Config) -> Outputs:
+def render(cfg: config.Config, target: str = "files") -> Outputs:
     """Render every part in memory; raise BuildError if two parts claim one path."""
     outputs: Outputs = {}
     problems: list[str] = []
-    for part in parts():
+    for part in parts(target):
         try:
             produced = part.render(cfg)
         except BuildError as exc:
@@ -123,18 +134,18 @@ def write_tree(folder: Path, outputs: Mapping[str, bytes]) -> None:
         target.write_bytes(content)
 
 
-def validate(folder: Path, cfg: config.Config) -> None:
+def validate(folder: Path, cfg: config.Config, target: str = "files") -> None:
     """Run every part's checks on a written tree; raise BuildError with all problems."""
     problems: list[str] = []
-    for part in parts():
+    for part in parts(target):
         problems.extend(part.validate(folder, cfg))
     if problems:
         raise BuildError(problems)
 
 
-def stage(cfg: config.Config, out: Path) -> tuple[Path, Outputs]:
+def stage(cfg: config.Config, out: Path, target: str = "files") -> tuple[Path, Outputs]:
     """Render and validate into a fresh folder beside ``out``; return it and the outputs."""
-    outputs = render(cfg)
+    outputs = render(cfg, target)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.staging-", dir=out.parent))
     # mkdtemp makes a private folder; the output is read by other users too (Grafana's
@@ -144,7 +155,7 @@ def stage(cfg: config.Config, out: Path) -> tuple[Path, Outputs]:
     staging.chmod(0o777 & ~umask)
     try:
         write_tree(staging, outputs)
-        validate(staging, cfg)
+        validate(staging, cfg, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -187,16 +198,16 @@ def drift(expected: Mapping[str, bytes], actual: Mapping[str, bytes]) -> list[st
     return lines
 
 
-def build(cfg: config.Config, out: Path) -> Outputs:
+def build(cfg: config.Config, out: Path, target: str = "files") -> Outputs:
     """Render, validate and atomically write ``out``; return what was written."""
-    staging, outputs = stage(cfg, out)
+    staging, outputs = stage(cfg, out, target)
     swap_into_place(staging, out)
     return outputs
 
 
-def check(cfg: config.Config, out: Path) -> list[str]:
+def check(cfg: config.Config, out: Path, target: str = "files") -> list[str]:
     """Validate a fresh build and compare it with ``out``; return the drift found."""
-    staging, outputs = stage(cfg, out)
+    staging, outputs = stage(cfg, out, target)
     shutil.rmtree(staging, ignore_errors=True)
     return drift(outputs, read_tree(out))
 

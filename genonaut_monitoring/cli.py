@@ -2,6 +2,7 @@
 
     genonaut-monitoring build --config monitoring.toml --out monitoring/out
     genonaut-monitoring build --check            # exit 1 when the output is stale
+    genonaut-monitoring build --target kubernetes --out k8s   # then: kubectl apply -k k8s
     genonaut-monitoring up --config monitoring.toml --no-demo
 
 ``python build.py`` in the project's repository runs the same ``build``.
@@ -16,10 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from genonaut_monitoring import config
+from genonaut_monitoring.builder import TARGETS
 
 BUILD_DESCRIPTION = (
     "Generate Grafana dashboards and provisioning, Prometheus rules and configs, and the "
-    "Alertmanager config, then validate them. Nothing is written unless all of it is valid."
+    "Alertmanager config (or, with --target kubernetes, the same as Prometheus Operator "
+    "resources), then validate them. Nothing is written unless all of it is valid."
 )
 
 
@@ -43,14 +46,30 @@ def add_build_options(parser: argparse.ArgumentParser, default_out: Path) -> Non
     parser.add_argument(
         "--out",
         type=Path,
-        default=default_out,
-        help=f"output folder (default: {default_out})",
+        help=f"output folder (default: {default_out}, or {target_out(default_out, 'kubernetes')} "
+        "for --target kubernetes)",
     )
+    parser.set_defaults(default_out=default_out)
     add_config_options(parser)
     parser.add_argument(
         "--check",
         action="store_true",
         help="validate a fresh build and compare it with --out; exit 1 if they differ",
+    )
+    parser.add_argument(
+        "--target",
+        default="files",
+        choices=TARGETS,
+        help="files: configs, rules and dashboards for one host (compose, the local stack); "
+        "kubernetes: PrometheusRules, ServiceMonitors, an AlertmanagerConfig and dashboard "
+        "ConfigMaps for the Prometheus Operator, with a kustomization.yaml (default: files)",
+    )
+
+
+def target_out(default_out: Path, target: str) -> Path:
+    """The default output folder of ``target``: ``out`` for files, ``out-kubernetes``..."""
+    return (
+        default_out if target == "files" else default_out.with_name(f"{default_out.name}-{target}")
     )
 
 
@@ -67,7 +86,8 @@ def run_build(args: argparse.Namespace) -> int:
     """The ``build`` command: problems go to stderr, one per line, and nothing is written."""
     from genonaut_monitoring import builder, settings
 
-    out = args.out.resolve()
+    out = (args.out or target_out(args.default_out, args.target)).resolve()
+    rerun = args.rerun if args.target == "files" else f"{args.rerun} --target {args.target}"
     try:
         cfg = load_config(args.config, args.profile)
     except settings.SettingsError as exc:
@@ -77,15 +97,15 @@ def run_build(args: argparse.Namespace) -> int:
         return 2
     try:
         if args.check:
-            differences = builder.check(cfg, out)
+            differences = builder.check(cfg, out, args.target)
             if differences:
-                print(f"{out} is out of date; run `{args.rerun}`:", file=sys.stderr)
+                print(f"{out} is out of date; run `{rerun}`:", file=sys.stderr)
                 for line in differences:
                     print(f"  {line}", file=sys.stderr)
                 return 1
             print(f"{out} is up to date")
             return 0
-        outputs = builder.build(cfg, out)
+        outputs = builder.build(cfg, out, args.target)
     except builder.BuildError as exc:
         print(f"build failed; {out} was left as it was:", file=sys.stderr)
         for problem in exc.problems:
@@ -139,7 +159,17 @@ def _run_up(args: argparse.Namespace) -> int:
 # The extra that brings the modules each command needs (pip install 'genonaut-monitoring[X]').
 EXTRAS = {"build": "build", "up": "stack"}
 EXTRA_MODULES = frozenset(
-    {"grafanalib", "attr", "jinja2", "promql_parser", "yaml", "requests", "aiosmtpd", "uvicorn"}
+    {
+        "grafanalib",
+        "attr",
+        "jinja2",
+        "jsonschema",
+        "promql_parser",
+        "yaml",
+        "requests",
+        "aiosmtpd",
+        "uvicorn",
+    }
 )
 
 

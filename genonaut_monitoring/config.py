@@ -17,6 +17,7 @@ checks a value from a file against them and names the key when one is broken.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Annotated
 
@@ -26,11 +27,13 @@ class Rule:
     """What a setting must be, as a check and the sentence that says it."""
 
     allowed: str
-    check: re.Pattern[str] | tuple[float | None, float | None]
+    check: re.Pattern[str] | tuple[float | None, float | None] | Callable[[object], bool]
 
     def accepts(self, value: object) -> bool:
         if isinstance(self.check, re.Pattern):
             return isinstance(value, str) and self.check.fullmatch(value) is not None
+        if callable(self.check):
+            return self.check(value)
         low, high = self.check
         assert isinstance(value, (int, float))
         return (low is None or value >= low) and (high is None or value <= high)
@@ -48,6 +51,97 @@ Duration = Annotated[str, Rule("a Prometheus duration such as 30s, 5m or 1h30m",
 Address = Annotated[str, Rule("host:port, such as localhost:8000", re.compile(r"[^\s/:]+:\d{1,5}"))]
 UrlPath = Annotated[str, Rule("a URL path starting with /", re.compile(r"/\S*"))]
 Name = Annotated[str, Rule("a non-empty name without spaces", re.compile(r"\S+"))]
+HttpUrl = Annotated[str, Rule("an http:// or https:// URL", re.compile(r"https?://[^\s/]+\S*"))]
+AbsolutePath = Annotated[
+    str, Rule("an absolute path such as /run/secrets/token", re.compile(r"/\S*"))
+]
+
+# Kubernetes' own name rules (k8s.io/apimachinery/pkg/util/validation), so a bad value
+# fails when the config is read rather than when kubectl applies the output.
+_DNS_LABEL = r"[a-z0-9](?:[-a-z0-9]*[a-z0-9])?"
+DNS_LABEL = re.compile(rf"(?=.{{1,63}}$){_DNS_LABEL}")
+DNS_SUBDOMAIN = re.compile(rf"(?=.{{1,253}}$){_DNS_LABEL}(?:\.{_DNS_LABEL})*")
+# A label or annotation key: an optional DNS-subdomain prefix and "/", then a name of at
+# most 63 characters; a label value: at most 63 characters, possibly empty.
+QUALIFIED_NAME = re.compile(
+    rf"(?:(?=[^/]{{1,253}}/){_DNS_LABEL}(?:\.{_DNS_LABEL})*/)?"
+    r"(?=[^/]{1,63}$)[A-Za-z0-9](?:[-A-Za-z0-9_.]*[A-Za-z0-9])?"
+)
+LABEL_VALUE = re.compile(r"(?=.{0,63}$)(?:[A-Za-z0-9](?:[-A-Za-z0-9_.]*[A-Za-z0-9])?)?")
+# A Service port name (IANA_SVC_NAME): at most 15 characters, at least one letter, no "--".
+PORT_NAME = re.compile(r"(?=.{1,15}$)(?=.*[a-z])(?!.*--)[a-z0-9](?:[-a-z0-9]*[a-z0-9])?")
+SECRET_KEY = re.compile(r"[-._a-zA-Z0-9]{1,253}")
+# An HTTP header name (RFC 9110 token).
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+
+
+def _string_table(key: re.Pattern[str], value: re.Pattern[str]) -> Callable[[object], bool]:
+    """A check that every key and value of a table of strings match their patterns."""
+
+    def accepts(table: object) -> bool:
+        return isinstance(table, dict) and all(
+            isinstance(k, str)
+            and isinstance(v, str)
+            and key.fullmatch(k) is not None
+            and value.fullmatch(v) is not None
+            for k, v in table.items()
+        )
+
+    return accepts
+
+
+DnsLabel = Annotated[
+    str,
+    Rule(
+        "a DNS-1123 label: at most 63 lower-case letters, digits and '-', "
+        "starting and ending with a letter or digit",
+        DNS_LABEL,
+    ),
+]
+DnsSubdomain = Annotated[
+    str,
+    Rule(
+        "a DNS-1123 subdomain: at most 253 lower-case letters, digits, '-' and '.', "
+        "starting and ending with a letter or digit",
+        DNS_SUBDOMAIN,
+    ),
+]
+LabelKey = Annotated[
+    str,
+    Rule(
+        "a Kubernetes label or annotation key such as grafana_dashboard or "
+        "app.kubernetes.io/name (a name of at most 63 letters, digits, '-', '_', '.')",
+        QUALIFIED_NAME,
+    ),
+]
+LabelValue = Annotated[
+    str,
+    Rule("a Kubernetes label value: at most 63 letters, digits, '-', '_' and '.'", LABEL_VALUE),
+]
+Labels = Annotated[
+    dict[str, str],
+    Rule(
+        "a table of Kubernetes labels: keys such as app.kubernetes.io/name, values of at "
+        "most 63 letters, digits, '-', '_' and '.'",
+        _string_table(QUALIFIED_NAME, LABEL_VALUE),
+    ),
+]
+PortName = Annotated[
+    str,
+    Rule(
+        "a Service port name: at most 15 lower-case letters, digits and '-', "
+        "with a letter and no '--'",
+        PORT_NAME,
+    ),
+]
+SecretKey = Annotated[str, Rule("a Secret key: letters, digits, '-', '_' and '.'", SECRET_KEY)]
+HttpHeaders = Annotated[
+    dict[str, str],
+    Rule(
+        "a table of HTTP header names (letters, digits, '-') and values",
+        _string_table(_HEADER_NAME, re.compile(r"[^\r\n]*")),
+    ),
+]
 
 
 @dataclass(frozen=True)
@@ -171,6 +265,12 @@ class Service:
     metrics_path: UrlPath = "/metrics"
     # None: Intervals.api_scrape_interval.
     scrape_interval: Duration | None = None
+    # Kubernetes target (its ServiceMonitor): the named port of the app's Service...
+    port_name: PortName = "http"
+    # ...the labels that select that Service (None: app.kubernetes.io/name=<name>)...
+    selector: Labels | None = None
+    # ...and the Service's namespace (None: Kubernetes.namespace, beside the monitoring).
+    namespace: DnsLabel | None = None
 
 
 @dataclass(frozen=True)
@@ -199,6 +299,63 @@ class Notifications:
 
 
 @dataclass(frozen=True)
+class RemoteWrite:
+    """A store that Prometheus sends every sample to: prometheus.yml's ``remote_write``.
+
+    Grafana Mimir, Cortex and Thanos Receive take Prometheus' remote-write protocol.
+    Credentials are files Prometheus reads at run time, never values in the config.
+    """
+
+    url: HttpUrl
+    # Basic auth: the user name, and the file holding the password.
+    username: str = ""
+    password_file: AbsolutePath | None = None
+    # Or a bearer token read from this file (Authorization: Bearer).
+    bearer_token_file: AbsolutePath | None = None
+    # Extra HTTP headers, such as X-Scope-OrgID naming a Mimir or Cortex tenant.
+    headers: HttpHeaders = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SecretRef:
+    """One key of a Kubernetes Secret, which the AlertmanagerConfig reads a value from."""
+
+    name: DnsSubdomain
+    key: SecretKey
+
+
+@dataclass(frozen=True)
+class Kubernetes:
+    """``build --target kubernetes``: what the Prometheus Operator and Grafana's sidecar match.
+
+    The defaults suit kube-prometheus-stack installed as the Helm release
+    ``kube-prometheus-stack``.
+    """
+
+    # Every resource's namespace (and kustomization.yaml's). The operator routes to the
+    # AlertmanagerConfig only alerts labelled namespace=<this>, so every alert carries it.
+    namespace: DnsLabel = "monitoring"
+    # On every resource (kustomization.yaml's labels as well).
+    common_labels: Labels = field(
+        default_factory=lambda: {"app.kubernetes.io/part-of": "genonaut-monitoring"}
+    )
+    # On the PrometheusRules, ServiceMonitors and AlertmanagerConfig: kube-prometheus-stack's
+    # Prometheus selects rules and service monitors labelled release=<Helm release name>.
+    release_labels: Labels = field(default_factory=lambda: {"release": "kube-prometheus-stack"})
+    # Grafana's dashboard sidecar loads ConfigMaps with this label and value
+    # (chart values grafana.sidecar.dashboards.label and labelValue).
+    dashboard_label: LabelKey = "grafana_dashboard"
+    dashboard_label_value: LabelValue = "1"
+    # The annotation naming the folder (Grafana.folder) that the sidecar files the
+    # dashboards under (chart value grafana.sidecar.dashboards.folderAnnotation).
+    folder_annotation: LabelKey = "grafana_folder"
+    # Secrets the AlertmanagerConfig reads: the Slack webhook URL, and the SMTP password
+    # (used only when Notifications.smtp_auth_username is set).
+    slack_webhook: SecretRef = SecretRef("genonaut-alertmanager", "slack-webhook-url")
+    smtp_password: SecretRef = SecretRef("genonaut-alertmanager", "smtp-password")
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration; ``CONFIG`` is the one the project ships."""
 
@@ -212,6 +369,9 @@ class Config:
     services: tuple[Service, ...] = (Service("genonaut-api", ("localhost:8000",)),)
     targets: Targets = field(default_factory=Targets)
     notifications: Notifications = field(default_factory=Notifications)
+    # Remote-write stores (prometheus.yml); none by default.
+    remote_write: tuple[RemoteWrite, ...] = ()
+    kubernetes: Kubernetes = field(default_factory=Kubernetes)
     # Base of every alert's runbook_url; the alert name is the anchor.
     runbook_base_url: str = "https://github.com/genonaut/genonaut-monitoring/blob/main/RUNBOOK.md"
 

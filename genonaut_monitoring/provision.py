@@ -93,8 +93,26 @@ def validate(folder: Path, cfg: config.Config) -> list[str]:
             f"{providers_file}: expected one file provider reading "
             f"{cfg.grafana.dashboards_path!r} (config.Grafana.dashboards_path); found {paths}"
         )
+    problems += remote_write_problems(cfg)
     prometheus_file = PROVISIONING_TEMPLATES["prometheus/prometheus.yml.j2"]
     problems += run_tool(
         ["promtool", "check", "config", str(folder / prometheus_file)], prometheus_file
     )
+    return problems
+
+
+def remote_write_problems(cfg: config.Config) -> list[str]:
+    """Remote-write settings promtool accepts but that cannot work; each names the key."""
+    problems = []
+    for index, store in enumerate(cfg.remote_write):
+        where = f"config.remote_write[{index}] ({store.url})"
+        if bool(store.username) != bool(store.password_file):
+            problems.append(
+                f"{where}: basic auth needs both username and password_file "
+                "(the file Prometheus reads the password from)"
+            )
+        if store.password_file and store.bearer_token_file:
+            problems.append(
+                f"{where}: set password_file (basic auth) or bearer_token_file, not both"
+            )
     return problems

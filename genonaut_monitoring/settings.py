@@ -10,6 +10,8 @@ compose-network address of the app)::
     targets = ["localhost:8001"]
     [thresholds]
     error_ratio = 0.02
+    [kubernetes]
+    release_labels = { release = "prom" }   # a table of labels replaces the shipped one
     [profiles.compose]
     services = [{ name = "genonaut-api", targets = ["host.docker.internal:8001"] }]
 
@@ -102,7 +104,7 @@ def _new(cls: Any, table: Any, where: str, problems: list[str]) -> Any:
     values = _fields(cls, table, f"{where}.", problems, None)
     for f in dataclasses.fields(cls):
         no_default = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-        if no_default and f.name not in values and isinstance(table, Mapping):
+        if no_default and isinstance(table, Mapping) and f.name not in table:
             problems.append(f"{where}.{f.name}: required")
     return _INVALID if len(problems) > count else cls(**values)
 
@@ -127,7 +129,7 @@ def _fields(
         old = getattr(current, key) if current is not None else None
         if dataclasses.is_dataclass(old) and not isinstance(old, type):
             values[key] = _merge(old, value, f"{where}{key}.", problems)
-        elif isinstance(old, dict):
+        elif isinstance(old, dict) and not _is_table_type(hints[key]):
             values[key] = _merge_dict(old, value, f"{where}{key}", problems)
         else:
             converted = _convert(value, hints[key], f"{where}{key}", problems)
@@ -175,6 +177,19 @@ def _convert(value: Any, hint: Any, where: str, problems: list[str]) -> Any:
         return _INVALID if any(item is _INVALID for item in items) else tuple(items)
     if dataclasses.is_dataclass(hint):
         return _new(hint, value, where, problems)
+    if origin is dict:  # a free table such as Kubernetes labels: the file's replaces ours
+        if not isinstance(value, Mapping):
+            problems.append(f"{where}: must be a table, not {_show(value)}")
+            return _INVALID
+        bad = [k for k, v in value.items() if not isinstance(v, str)]
+        for key in bad:
+            problems.append(f"{where}.{key}: must be a string, not {_show(value[key])}")
+        if bad:
+            return _INVALID
+        if rule is not None and not rule.accepts(dict(value)):
+            problems.append(f"{where}: {_show_table(value)} is not {rule.allowed}")
+            return _INVALID
+        return dict(value)
     if not _is_instance(value, hint):
         problems.append(f"{where}: must be {_TYPE_WORDS[hint]}, not {_show(value)}")
         return _INVALID
@@ -182,6 +197,18 @@ def _convert(value: Any, hint: Any, where: str, problems: list[str]) -> Any:
         problems.append(f"{where}: {_show(value)} is not {rule.allowed}")
         return _INVALID
     return float(value) if hint is float else value
+
+
+def _is_table_type(hint: Any) -> bool:
+    """Whether ``hint`` is a free table (a rule-checked ``dict``), not one with fixed keys."""
+    if typing.get_origin(hint) is not typing.Annotated:
+        return False
+    inner = typing.get_args(hint)[0]
+    return typing.get_origin(inner) is dict
+
+
+def _show_table(table: Mapping[str, Any]) -> str:
+    return "{" + ", ".join(f"{k!r} = {v!r}" for k, v in table.items()) + "}"
 
 
 def _is_instance(value: Any, hint: Any) -> bool:

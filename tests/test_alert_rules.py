@@ -22,18 +22,30 @@ from tests.rules import cases, golang
 
 PROFILES = {"default": config.CONFIG, "test": config.TEST_CONFIG}
 ALERT_NAMES = [a.name for a in alerts.all_alerts(config.CONFIG)]
+# Where the rules under test come from: the rule files, or the groups inside the
+# Kubernetes target's PrometheusRules (where every alert also carries a namespace label).
+SOURCES = ("files", "kubernetes")
 
 
 @functools.cache
-def rule_files(profile: str) -> dict[str, bytes]:
+def rule_files(profile: str, source: str = "files") -> dict[str, bytes]:
     cfg = PROFILES[profile]
+    if source == "kubernetes":
+        from genonaut_monitoring import builder, kubernetes
+
+        return kubernetes.rule_files(builder.render(cfg, "kubernetes"))
     return alerts.rule_outputs(cfg, alerts.dashboard_panel_ids(cfg))
 
 
-def generated_rules(profile: str) -> dict[str, dict[str, Any]]:
+def source_labels(cfg: config.Config, source: str) -> dict[str, str]:
+    """Labels the rule source adds to every alert."""
+    return {"namespace": cfg.kubernetes.namespace} if source == "kubernetes" else {}
+
+
+def generated_rules(profile: str, source: str = "files") -> dict[str, dict[str, Any]]:
     """Every alerting rule as written to the rule files, by alert name."""
     rules = {}
-    for content in rule_files(profile).values():
+    for content in rule_files(profile, source).values():
         for group in yaml.safe_load(content)["groups"]:
             for rule in group["rules"]:
                 if "alert" in rule:
@@ -41,9 +53,9 @@ def generated_rules(profile: str) -> dict[str, dict[str, Any]]:
     return rules
 
 
-def write_rules(folder: Path, profile: str) -> list[str]:
+def write_rules(folder: Path, profile: str, source: str = "files") -> list[str]:
     paths = []
-    for relative, content in rule_files(profile).items():
+    for relative, content in rule_files(profile, source).items():
         target = folder / "rules" / Path(relative).name
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(content)
@@ -61,8 +73,14 @@ def run_promtool(folder: Path, test: dict[str, Any]) -> None:
     assert result.returncode == 0, f"promtool test rules {path}:\n{result.stdout}{result.stderr}"
 
 
-def exp_alert(rule: dict[str, Any], cfg: config.Config, expected: cases.Expected) -> dict:
-    labels = {**expected.labels, "severity": rule["labels"]["severity"]}
+def exp_alert(
+    rule: dict[str, Any], cfg: config.Config, expected: cases.Expected, source: str = "files"
+) -> dict:
+    labels = {
+        **expected.labels,
+        "severity": rule["labels"]["severity"],
+        **source_labels(cfg, source),
+    }
     notes = rule["annotations"]
     fmt = notes["value"].split("|")[1].strip(" }")
     return {
@@ -77,13 +95,14 @@ def exp_alert(rule: dict[str, Any], cfg: config.Config, expected: cases.Expected
     }
 
 
+@pytest.mark.parametrize("source", SOURCES)
 @pytest.mark.parametrize("profile", sorted(PROFILES))
 @pytest.mark.parametrize("alert", ALERT_NAMES)
 def test_alert_fires_above_threshold_after_for_and_stays_silent_below(
-    alert: str, profile: str, tmp_path: Path
+    alert: str, profile: str, source: str, tmp_path: Path
 ) -> None:
     cfg = PROFILES[profile]
-    rule = generated_rules(profile)[alert]
+    rule = generated_rules(profile, source)[alert]
     step = seconds(cfg.intervals.evaluation_interval)
     hold = seconds(rule["for"])
     # rate() divides by the whole window, so a rate alert may only cross its threshold once
@@ -100,7 +119,7 @@ def test_alert_fires_above_threshold_after_for_and_stays_silent_below(
         {
             "eval_time": duration(fire_at),
             "alertname": alert,
-            "exp_alerts": [exp_alert(rule, cfg, e) for e in case.fires.expected],
+            "exp_alerts": [exp_alert(rule, cfg, e, source) for e in case.fires.expected],
         }
     )
     tests = [
@@ -123,7 +142,7 @@ def test_alert_fires_above_threshold_after_for_and_stays_silent_below(
                 ],
             }
         )
-    rule_paths = write_rules(tmp_path, profile)
+    rule_paths = write_rules(tmp_path, profile, source)
     run_promtool(
         tmp_path, {"rule_files": rule_paths, "evaluation_interval": interval, "tests": tests}
     )
@@ -150,8 +169,11 @@ def _bucket_samples(
     ]
 
 
+@pytest.mark.parametrize("source", SOURCES)
 @pytest.mark.parametrize("profile", sorted(PROFILES))
-def test_recording_rules_compute_rates_ratios_and_quantiles(profile: str, tmp_path: Path) -> None:
+def test_recording_rules_compute_rates_ratios_and_quantiles(
+    profile: str, source: str, tmp_path: Path
+) -> None:
     from genonaut_monitoring.alerts import recording as r
     from genonaut_monitoring.exporters import catalogue as c
 
@@ -258,7 +280,7 @@ def test_recording_rules_compute_rates_ratios_and_quantiles(profile: str, tmp_pa
     run_promtool(
         tmp_path,
         {
-            "rule_files": write_rules(tmp_path, profile),
+            "rule_files": write_rules(tmp_path, profile, source),
             "evaluation_interval": cfg.intervals.evaluation_interval,
             "tests": tests,
         },

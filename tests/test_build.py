@@ -246,7 +246,7 @@ def test_help_lists_the_options() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("usage: build.py [-h] [--out OUT] [--config FILE]")
-    for option in ("--out", "--config", "--profile", "--check"):
+    for option in ("--out", "--config", "--profile", "--check", "--target"):
         assert option in result.stdout
 
 

@@ -158,6 +158,7 @@ def test_the_wheel_holds_one_package_with_its_templates(wheel: Path) -> None:
         "genonaut_monitoring/alerts/http.py",
         "genonaut_monitoring/provisioning/prometheus/prometheus.yml.j2",
         "genonaut_monitoring/provisioning/alertmanager/genonaut.tmpl",
+        "genonaut_monitoring/kubernetes/crds.json",
         "genonaut_monitoring/RUNBOOK.md",
         "genonaut_monitoring/py.typed",
     ):
@@ -207,6 +208,13 @@ def test_the_wheel_instruments_an_app_and_builds_from_any_folder(
         'job=~"genonaut-api|genonaut-worker"'
         in (folder / "out/prometheus/rules/recording.yml").read_text()
     )
+
+    # The Kubernetes target too, validated against the CRD schemas shipped in the wheel.
+    k8s = run(bin_dir, folder, "genonaut-monitoring", "build", "--target", "kubernetes",
+              "--config", "monitoring.toml")  # fmt: skip
+    assert k8s.returncode == 0, k8s.stderr
+    assert "kind: Kustomization" in (folder / "out-kubernetes/kustomization.yaml").read_text()
+    assert (folder / "out-kubernetes/service-monitors/genonaut-worker.yaml").is_file()
 
     # A wrong key: non-zero, naming it; the output of the good build is left as it was.
     before = (folder / "out/prometheus/rules/http.yml").read_bytes()

@@ -78,7 +78,9 @@ def _toml_value(value: Any) -> str:
     if isinstance(value, tuple):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     if isinstance(value, dict):
-        return "{ " + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + " }"
+        return (
+            "{ " + ", ".join(f"{json.dumps(k)} = {_toml_value(v)}" for k, v in value.items()) + " }"
+        )
     raise TypeError(f"no TOML form for {value!r}")
 
 
@@ -110,6 +112,8 @@ def _changed(value: Any) -> Any:
         return value + "x" if "/" not in value[:1] else value + "/x"
     if isinstance(value, tuple) and value and isinstance(value[0], Service):
         return (dataclasses.replace(value[0], name=value[0].name + "-x"), *value[1:])
+    if value == ():  # the one list empty by default: remote-write stores
+        return (config.RemoteWrite(url="https://store.example/api/v1/push"),)
     if isinstance(value, tuple) and value and ":" in str(value[0]):
         return (f"{value[0].split(':')[0]}:1234", *value[1:])
     if isinstance(value, tuple):
