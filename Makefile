@@ -33,9 +33,23 @@ check: $(STAMP) ## Validate fresh builds and fail if out/, out-compose/, out-kub
 	$(BIN)/python build.py --profile compose --out out-compose --check
 	$(BIN)/python build.py --target kubernetes --check
 
+GRAFANA_TYPES := tests/grafana_types
+TYPES_STAMP := $(GRAFANA_TYPES)/node_modules/.installed-stamp
+
 .PHONY: test
-test: $(STAMP) ## Run the whole test suite (prepares .venv first)
+test: $(STAMP) $(TYPES_STAMP) ## Run the whole test suite (prepares .venv and Grafana's types first)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+$(TYPES_STAMP): $(GRAFANA_TYPES)/package.json $(GRAFANA_TYPES)/package-lock.json
+	npm ci --prefix $(GRAFANA_TYPES) --no-audit --no-fund
+	touch $@
+
+.PHONY: grafana-types
+grafana-types: $(TYPES_STAMP) ## Install @grafana/schema@11.6.0 and typescript (npm ci, pinned by package-lock.json)
+
+.PHONY: typecheck
+typecheck: $(STAMP) $(TYPES_STAMP) ## Type-check out/'s dashboards against Grafana 11.6's published types (tsc --strict)
+	$(BIN)/python -m tests.grafana_types.generate out/grafana/dashboards
 
 .PHONY: lint
 lint: $(STAMP) ## ruff check, ruff format --check, mypy

@@ -2,8 +2,9 @@
 
 Grafana-managed alerts (made in the UI) then reach the same Slack channel and
 mailbox, grouped and routed like the Prometheus alerts, with the same message
-templates. Secrets are referenced, never written: the Slack webhook URL is read
-from a mounted file with ``$__file{...}``.
+templates (only those Grafana's contact points call). Secrets are referenced,
+never written: Grafana expands ``$__env{SLACK_WEBHOOK_URL}`` from its own
+environment when it reads the file (compose sets it on the container).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from genonaut_monitoring import config
-from genonaut_monitoring.alerts import routing
+from genonaut_monitoring.alerts import gotemplate, routing
 from genonaut_monitoring.alerts.alertmanager import go_template, notification_templates
 from genonaut_monitoring.alerts.render import HEADER, dump
 
@@ -37,10 +38,10 @@ def contact_points(cfg: config.Config) -> dict[str, Any]:
                     "uid": "genonaut-slack",
                     "type": "slack",
                     "disableResolveMessage": False,
+                    # An incoming webhook posts to the channel it was made for, as the
+                    # app it belongs to: Slack ignores recipient and username with one.
                     "settings": {
                         "url": SLACK_URL,
-                        "recipient": n.slack_channel,
-                        "username": "Genonaut Grafana",
                         "title": literal(go_template("genonaut.title")),
                         "text": literal(go_template("genonaut.slack.text")),
                     },
@@ -120,22 +121,34 @@ def policies(cfg: config.Config) -> dict[str, Any]:
     }
 
 
-def templates() -> dict[str, Any]:
-    """The Alertmanager notification templates, loaded into Grafana as-is (no expansion)."""
-    return {
-        "apiVersion": 1,
-        "templates": [
-            {"orgId": ORG_ID, "name": name.removesuffix(".tmpl"), "template": content.decode()}
-            for name, content in notification_templates().items()
-        ],
-    }
+def templates(cfg: config.Config) -> dict[str, Any]:
+    """The notification templates Grafana's contact points call, as Alertmanager has them.
+
+    Alertmanager-only templates (Slack colour, title link, fallback, the HTML email)
+    stay out: Grafana would list them as templates nothing uses.
+    """
+    settings = [
+        str(value)
+        for point in contact_points(cfg)["contactPoints"]
+        for receiver in point["receivers"]
+        for value in receiver["settings"].values()
+    ]
+    provisioned = []
+    for name, content in notification_templates().items():
+        blocks = gotemplate.needed(gotemplate.defines(content.decode()), settings)
+        if blocks:
+            text = "\n\n".join(block.text for block in blocks) + "\n"
+            provisioned.append(
+                {"orgId": ORG_ID, "name": name.removesuffix(".tmpl"), "template": text}
+            )
+    return {"apiVersion": 1, "templates": provisioned}
 
 
 def outputs(cfg: config.Config) -> dict[str, bytes]:
     documents = {
         "contact-points.yaml": contact_points(cfg),
         "policies.yaml": policies(cfg),
-        "templates.yaml": templates(),
+        "templates.yaml": templates(cfg),
     }
     return {
         f"{FOLDER}/{name}": (HEADER + dump(document)).encode()

@@ -49,6 +49,18 @@ def regex_alternation(values: list[str]) -> str:
     return "|".join(escaped).replace("\\", "\\\\")
 
 
+def hidden_routes_matcher(cfg: config.Config) -> str:
+    """``route!~"..."``: every service's metrics path and ``config.Grafana.hidden_routes``.
+
+    The dashboards' ``$route`` picker lists routes through it, so probes, scrapes and
+    debug endpoints stay out of every route panel without each query repeating it.
+    """
+    paths = sorted({s.metrics_path for s in cfg.services})
+    literal = [re.sub(r"([\\.+*?()|\[\]{}^$])", r"\\\1", path) for path in paths]
+    pattern = "|".join([*literal, *cfg.grafana.hidden_routes])
+    return f"route!~{json.dumps(pattern)}"
+
+
 def deep_offset_matcher(cfg: config.Config) -> str:
     """``offset_range=~"..."`` for the ranges that count as deep (PaginationDeepOffsetSlow).
 

@@ -22,7 +22,12 @@ from grafanalib._gen import DashboardEncoder
 
 from genonaut_monitoring import config
 from genonaut_monitoring.dashboards import database, main, pagination
-from genonaut_monitoring.dashboards.checks import check_dashboards, load_datasources
+from genonaut_monitoring.dashboards.checks import (
+    check_dashboards,
+    load_datasources,
+    uncovered_metrics,
+)
+from genonaut_monitoring.dashboards.model import complete_dashboard
 
 Builder = Callable[[config.Config], g.Dashboard]
 
@@ -100,14 +105,19 @@ def _clean(node: Any, legacy: frozenset[str] = _LEGACY_KEYS) -> Any:
 
 
 def to_data(dashboard: g.Dashboard) -> dict[str, Any]:
-    """The dashboard as plain JSON data, nulls and legacy fields stripped."""
+    """The dashboard as plain JSON data in Grafana 11.6's current shape (``model``).
+
+    grafanalib writes schemaVersion 12, no pluginVersion, nulls and pre-8.0 fields;
+    here they are stripped and the dashboard completed at the current schema, so
+    Grafana runs no migration on load (see ``dashboards/model.py`` for why).
+    """
     raw = json.loads(json.dumps(dashboard.to_json_data(), cls=DashboardEncoder))
     data = {k: v for k, v in raw.items() if k not in _LEGACY_DASHBOARD_KEYS}
     cleaned: dict[str, Any] = _clean(data, frozenset())
     cleaned["panels"] = [_clean(panel) for panel in cleaned.get("panels", [])]
     # The time picker's fixed list of ranges was removed in Grafana 7.
     cleaned.get("timepicker", {}).pop("time_options", None)
-    return cleaned
+    return complete_dashboard(cleaned)
 
 
 def dump(data: dict[str, Any]) -> bytes:
@@ -155,7 +165,11 @@ def outputs(cfg: config.Config) -> dict[str, bytes]:
 
 
 def validate(folder: Path, cfg: config.Config) -> list[str]:
-    """Check the staged dashboards; return every problem, each naming dashboard and panel."""
+    """Check the staged dashboards; return every problem, each naming dashboard and panel.
+
+    Also the metric contract's other half: every metric the exporters emit is charted
+    here or read by an alert (directly or through a recording rule).
+    """
     from genonaut_monitoring import alerts
 
     files, problems = {}, []
@@ -166,4 +180,14 @@ def validate(folder: Path, cfg: config.Config) -> list[str]:
             problems.append(f"{DASHBOARD_DIR}/{path.name}: not JSON: {exc}")
     datasources = load_datasources(folder, cfg)
     problems += check_dashboards(files, datasources, alerts.recorded_series(cfg))
+    queries = [
+        str(target.get("expr", ""))
+        for board in files.values()
+        for panel in board.get("panels", [])
+        for target in panel.get("targets", [])
+    ]
+    rules = [rule for group in alerts.groups(cfg) for rule in group.rules]
+    recorded = {rule.name: rule.expr for rule in rules if not isinstance(rule, alerts.Alert)}
+    alerting = [rule.expr for rule in rules if isinstance(rule, alerts.Alert)]
+    problems += uncovered_metrics([*queries, *alerting], recorded)
     return problems

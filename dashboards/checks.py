@@ -3,14 +3,14 @@
 Each problem is one sentence naming the dashboard file, the panel title, the
 offending expression or value, and what to do about it.
 
-    >>> check_dashboards({"x.json": {"uid": "x", "panels": []}}, {}, {})
+    >>> check_dashboards({"x.json": {"uid": "x", "schemaVersion": 41, "panels": []}}, {}, {})
     []
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ import yaml
 
 from genonaut_monitoring import config
 from genonaut_monitoring.dashboards.common import GRID_WIDTH
+from genonaut_monitoring.dashboards.model import PLUGIN_VERSION, SCHEMA_VERSION
 from genonaut_monitoring.exporters import catalogue
 
 MAX_UID_LENGTH = 40
@@ -132,6 +133,7 @@ class _Checker:
 
     def run(self) -> list[str]:
         self.check_uid()
+        self.check_schema()
         for variable in self.variables.values():
             self.check_variable(variable)
         panels = self.data.get("panels", [])
@@ -154,6 +156,23 @@ class _Checker:
                 f"uid {uid!r} must be at most {MAX_UID_LENGTH} characters of letters, "
                 "digits, '-' and '_'",
             )
+
+    def check_schema(self) -> None:
+        # Anything older is migrated on every load (and loses graphTooltip below 14).
+        version = self.data.get("schemaVersion")
+        if version != SCHEMA_VERSION:
+            self.problem(
+                None,
+                f"schemaVersion is {version!r}, not {SCHEMA_VERSION}: Grafana would migrate it "
+                "on every load; leave it to the defaults pass (dashboards/model.py)",
+            )
+        for panel in self.data.get("panels", []):
+            if panel.get("type") != "row" and panel.get("pluginVersion") != PLUGIN_VERSION:
+                self.problem(
+                    panel.get("title", ""),
+                    f"pluginVersion is {panel.get('pluginVersion')!r}, not {PLUGIN_VERSION!r}: "
+                    "Grafana would re-run the plugin's migrations on every load",
+                )
 
     def check_ids_and_titles(self, panels: list[dict[str, Any]]) -> None:
         seen_ids: dict[Any, str] = {}
@@ -337,3 +356,48 @@ def check_dashboards(
                 problems.append(f"dashboard {uid!r} ({filename}): file must be named {uid}.json")
         problems += _Checker(filename, data, datasources, recorded).run()
     return problems
+
+
+# --- the catalogue is charted or alerted on -----------------------------------------
+
+
+def selected_series(expr: str) -> set[str]:
+    """Series names ``expr`` selects; Grafana variables are substituted first."""
+    import promql_parser as pp
+
+    names: set[str] = set()
+
+    def visit(node: Any) -> None:
+        if isinstance(node, pp.VectorSelector) and node.name:
+            names.add(node.name)
+
+    try:
+        pp.walk(pp.parse(substitute(expr)), visit)
+    except ValueError:
+        return set()  # check_expression reports it, with the place
+    return names
+
+
+def uncovered_metrics(exprs: Iterable[str], recording_rules: Mapping[str, str]) -> list[str]:
+    """A problem for each catalogue metric no expression selects, even through a rule.
+
+    ``exprs`` are every panel query and alert expression; ``recording_rules`` maps a
+    recorded series to its expression, so an alert on a recording rule counts for the
+    metrics the rule reads. A metric nobody charts or alerts on is exported for nothing.
+    """
+    seen: set[str] = set()
+    todo = [name for expr in exprs for name in selected_series(expr)]
+    while todo:
+        name = todo.pop()
+        if name not in seen:
+            seen.add(name)
+            if name in recording_rules:
+                todo.extend(selected_series(recording_rules[name]))
+    used = {found[0].name for name in seen if (found := catalogue.lookup(name))}
+    return [
+        f"metric {spec.name!r} (exporters/catalogue.py) is exported but no dashboard panel "
+        "charts it and no alert reads it: chart it (dashboards/), alert on it (alerts/), "
+        "or stop exporting it"
+        for spec in catalogue.CATALOGUE
+        if spec.name not in used
+    ]

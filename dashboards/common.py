@@ -13,6 +13,7 @@ current ones instead.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from typing import Any, TypeAlias
 
@@ -20,7 +21,7 @@ import attr
 import grafanalib.core as g
 
 from genonaut_monitoring import config
-from genonaut_monitoring.alerts.promql import job_matcher, series
+from genonaut_monitoring.alerts.promql import hidden_routes_matcher, job_matcher, series
 from genonaut_monitoring.exporters import catalogue
 from genonaut_monitoring.exporters.catalogue import MetricSpec
 
@@ -208,13 +209,19 @@ class Bars(g.Panel):
 
     unit: str = attr.ib(default="")
     calc: str = attr.ib(default="lastNotNull")
+    decimals: int | None = attr.ib(default=None)
+    # Field display names by regex of the series name (``le`` bounds -> value ranges).
+    names: tuple[tuple[str, str], ...] = attr.ib(default=())
 
     def to_json_data(self) -> dict[str, Any]:
+        defaults: dict[str, Any] = {"unit": self.unit, "min": 0, "color": {"mode": "thresholds"}}
+        if self.decimals is not None:
+            defaults["decimals"] = self.decimals
         return self.panel_json(
             {
                 "fieldConfig": {
-                    "defaults": {"unit": self.unit, "min": 0, "color": {"mode": "thresholds"}},
-                    "overrides": [],
+                    "defaults": defaults,
+                    "overrides": [display_name(pattern, name) for pattern, name in self.names],
                 },
                 "options": {
                     "displayMode": "gradient",
@@ -233,6 +240,7 @@ class HeatmapPanel(g.Panel):
     """A heatmap of pre-bucketed Prometheus histograms (Grafana 9+ ``heatmap`` options)."""
 
     unit: str = attr.ib(default="")
+    cell_unit: str = attr.ib(default="short")
 
     def to_json_data(self) -> dict[str, Any]:
         return self.panel_json(
@@ -242,6 +250,9 @@ class HeatmapPanel(g.Panel):
                     # Prometheus already bucketed the data: never re-bucket it.
                     "calculate": False,
                     "cellGap": 1,
+                    # The heatmap gives its cells the first bucket field's config, unit
+                    # included: without this the counts would read as seconds.
+                    "cellValues": {"unit": self.cell_unit},
                     "color": {"mode": "scheme", "scheme": "Oranges", "steps": 64},
                     "filterValues": {"le": 1e-9},
                     "legend": {"show": True},
@@ -259,7 +270,8 @@ class TablePanel(g.Panel):
     """A table of instant-query results, sorted by one column."""
 
     unit: str = attr.ib(default="")
-    sort_by: str = attr.ib(default="Value")
+    # The query's value column ("Value" in Grafana) is shown, and sorted, under this name.
+    value_name: str = attr.ib(default="Value")
     hide: tuple[str, ...] = attr.ib(default=("Time",))
 
     def to_json_data(self) -> dict[str, Any]:
@@ -275,12 +287,15 @@ class TablePanel(g.Panel):
                 },
                 "options": {
                     "showHeader": True,
-                    "sortBy": [{"desc": True, "displayName": self.sort_by}],
+                    "sortBy": [{"desc": True, "displayName": self.value_name}],
                 },
                 "transformations": [
                     {
                         "id": "organize",
-                        "options": {"excludeByName": {name: True for name in self.hide}},
+                        "options": {
+                            "excludeByName": {name: True for name in self.hide},
+                            "renameByName": {"Value": self.value_name},
+                        },
                     }
                 ],
                 "type": g.TABLE_TYPE,
@@ -403,10 +418,17 @@ def bars(
     query: Query,
     unit: str,
     steps: list[Step] | None = None,
+    decimals: int | None = None,
+    names: tuple[tuple[str, str], ...] = (),
 ) -> Bars:
     """Horizontal bars, one per series (e.g. one per histogram bucket)."""
     return _new(
-        Bars, **_common(title, description, [query]), unit=unit, thresholds=steps or NEUTRAL
+        Bars,
+        **_common(title, description, [query]),
+        unit=unit,
+        thresholds=steps or NEUTRAL,
+        decimals=decimals,
+        names=names,
     )
 
 
@@ -424,17 +446,34 @@ def pie(title: str, description: str, query: Query, unit: str) -> g.PieChartv2:
     )
 
 
-def heatmap(title: str, description: str, query: Query, unit: str) -> HeatmapPanel:
-    """A heatmap of a histogram's ``_bucket`` rates."""
-    return _new(HeatmapPanel, **_common(title, description, [query]), unit=unit, thresholds=NEUTRAL)
+def heatmap(
+    title: str, description: str, query: Query, unit: str, cell_unit: str = "short"
+) -> HeatmapPanel:
+    """A heatmap of a histogram's ``_bucket`` rates: buckets in ``unit``, cells counted."""
+    return _new(
+        HeatmapPanel,
+        **_common(title, description, [query]),
+        unit=unit,
+        cell_unit=cell_unit,
+        thresholds=NEUTRAL,
+    )
 
 
 def table(
-    title: str, description: str, query: Query, unit: str, steps: list[Step] | None = None
+    title: str,
+    description: str,
+    query: Query,
+    unit: str,
+    value_name: str,
+    steps: list[Step] | None = None,
 ) -> TablePanel:
-    """A table of one instant query, sorted by value, highest first."""
+    """A table of one instant query, its value column named ``value_name``, highest first."""
     return _new(
-        TablePanel, **_common(title, description, [query]), unit=unit, thresholds=steps or NEUTRAL
+        TablePanel,
+        **_common(title, description, [query]),
+        unit=unit,
+        value_name=value_name,
+        thresholds=steps or NEUTRAL,
     )
 
 
@@ -491,7 +530,8 @@ class Variable:
         }
         if self.type == "query":
             # Refresh the values whenever the time range changes: new instances appear.
-            data.update(datasource=PROMETHEUS, refresh=2, regex="", sort=1, definition=self.query)
+            # No "definition": the dashboard model (VariableModel) has no such key.
+            data.update(datasource=PROMETHEUS, refresh=2, regex="", sort=1)
         else:
             data.update(refresh=1, regex="")
         return data
@@ -536,21 +576,59 @@ def share_per_cache(
         unit="percentunit",
         steps=below(minimum),
         max_value=1,
+        no_value="no lookups reported",
     )
 
 
-def bucket_bars(title: str, description: str, spec: MetricSpec) -> g.Panel:
-    """Requests per bucket of histogram ``spec`` over the dashboard's time range."""
+def display_name(pattern: str, name: str) -> dict[str, Any]:
+    """A field override: series whose name matches ``pattern`` are shown as ``name``."""
+    return {
+        "matcher": {"id": "byRegexp", "options": pattern},
+        "properties": [{"id": "displayName", "value": name}],
+    }
+
+
+def bucket_ranges(spec: MetricSpec, minimum: int) -> list[tuple[float, str]]:
+    """Each bucket of a whole-number histogram, by upper bound, as the values it counts.
+
+    >>> bucket_ranges(catalogue.MetricSpec("x", "histogram", "X.", buckets=(1, 5, 10)), 1)
+    [(1, '1'), (5, '2-5'), (10, '6-10'), (inf, '11+')]
+    """
+    ranges, lower = [], minimum
+    for bound in spec.buckets or ():
+        if not float(bound).is_integer() or bound < lower:
+            raise ValueError(
+                f"{spec.name}: bucket {bound} is not a whole number of at least {lower}; "
+                "bucket_bars labels whole-number ranges"
+            )
+        upper = int(bound)
+        ranges.append((bound, str(upper) if upper == lower else f"{lower}-{upper}"))
+        lower = upper + 1
+    return [*ranges, (math.inf, f"{lower}+")]
+
+
+def _le_pattern(bound: float) -> str:
+    """An anchored regex for an ``le`` value as clients write it: 5, 5.0 or +Inf."""
+    return r"^\+Inf$" if math.isinf(bound) else rf"^{int(bound)}(\.0)?$"
+
+
+def bucket_bars(
+    title: str, description: str, spec: MetricSpec, *matchers: str, minimum: int = 1
+) -> g.Panel:
+    """Requests per bucket of whole-number histogram ``spec`` over the dashboard's range.
+
+    Grafana's heatmap format sorts the buckets by ``le`` and de-accumulates them; each
+    bar is named by the values it counts (``2-5``, not its bound ``5.0``) and shows a
+    whole count: ``increase()`` extrapolates to fractions (40.2 requests), so each
+    cumulative bucket is rounded first and their differences stay whole.
+    """
+    buckets = sum_by(("le",), increase(spec, *matchers, suffix="_bucket", route=True))
     return bars(
         title,
         description,
-        Query(
-            sum_by(("le",), increase(spec, suffix="_bucket", route=True)),
-            "{{le}}",
-            instant=True,
-            heatmap=True,
-        ),
+        Query(f"round({buckets})", "{{le}}", instant=True, heatmap=True),
         unit="short",
+        names=tuple((_le_pattern(bound), label) for bound, label in bucket_ranges(spec, minimum)),
     )
 
 
@@ -578,8 +656,13 @@ def api_variables(
         ),
     ]
     if route is not None:
+        # One shared matcher keeps probes, scrapes and debug endpoints out of the picker,
+        # and so out of every route panel ("All" stands for the routes listed).
+        hidden = hidden_routes_matcher(cfg)
         variables.append(
-            label_variable("route", spec, route, 'job="$job"', suffix=suffix, include_all=True)
+            label_variable(
+                "route", spec, route, 'job="$job"', hidden, suffix=suffix, include_all=True
+            )
         )
     return variables
 

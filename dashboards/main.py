@@ -131,6 +131,23 @@ def errors_by_status(cfg: config.Config) -> g.Panel:
     )
 
 
+def exceptions(cfg: config.Config) -> g.Panel:
+    return c.timeseries(
+        "Unhandled exceptions by type and route",
+        "Exceptions per second that escaped a route's handler, by exception type and route; "
+        "each one was answered with a 500 and is in the 5xx ratio. Empty while no handler "
+        "raises: that is the normal state.",
+        [
+            c.Query(
+                c.sum_by(("exception", "route"), c.rate(m.HTTP_EXCEPTIONS, route=True)),
+                "{{exception}} {{route}}",
+            )
+        ],
+        unit="reqps",
+        no_value="no unhandled exceptions",
+    )
+
+
 def in_progress(cfg: config.Config) -> g.Panel:
     return c.timeseries(
         "Requests in progress",
@@ -224,8 +241,8 @@ def dashboard(cfg: config.Config) -> g.Dashboard:
             c.row(4, requests_now(cfg), error_ratio_now(cfg), p95_now(cfg), targets_up(cfg)),
             c.row(8, (request_rate(cfg), 12), (response_time(cfg), 12)),
             c.row(8, (error_ratio(cfg), 12), (errors_by_status(cfg), 12)),
-            c.row(8, (response_time_by_route(cfg), 12), (in_progress(cfg), 12)),
-            c.row(8, (db_summary(cfg), 12), (pagination_summary(cfg), 12)),
+            c.row(8, (response_time_by_route(cfg), 12), (exceptions(cfg), 12)),
+            c.row(8, in_progress(cfg), db_summary(cfg), pagination_summary(cfg)),
             c.row(8, (cpu(cfg), 8), (memory(cfg), 8), (firing_alerts(cfg), 8)),
         ),
     )

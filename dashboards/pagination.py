@@ -15,6 +15,12 @@ from genonaut_monitoring.config import fmt_ratio, fmt_seconds
 from genonaut_monitoring.dashboards import common as c
 from genonaut_monitoring.exporters import catalogue as m
 
+# Why the frontend panels may be empty, said where a reader looks first.
+FRONTEND_ONLY = (
+    "Empty until a frontend reports its caches (POST /api/v1/telemetry/frontend, see "
+    "instrument()); the API alone never does."
+)
+
 
 def query_time_by_page_size(cfg: config.Config) -> g.Panel:
     return c.timeseries(
@@ -95,8 +101,8 @@ def requests_by_mode(cfg: config.Config) -> g.Panel:
 def page_size_distribution(cfg: config.Config) -> g.Panel:
     return c.bucket_bars(
         "Page size distribution",
-        "How many requests asked for each page size (upper bucket bound of the requested "
-        "page size) over the dashboard's time range.",
+        "How many requests asked for a page size in each range over the dashboard's time "
+        "range (ranges are the page-size histogram's buckets).",
         m.PAGINATION_PAGE_SIZE,
     )
 
@@ -104,28 +110,19 @@ def page_size_distribution(cfg: config.Config) -> g.Panel:
 def most_requested_pages(cfg: config.Config) -> g.Panel:
     return c.bucket_bars(
         "Most requested pages",
-        "Requests per page number (upper bucket bound; 1 is the first page) over the "
-        "dashboard's time range. Most traffic should be on the first pages.",
+        "Offset-paginated requests per page-number range over the dashboard's time range "
+        "(1 is the first page). Most traffic should be on the first pages.",
         m.PAGINATION_PAGE_NUMBER,
     )
 
 
 def requests_by_offset(cfg: config.Config) -> g.Panel:
-    return c.bars(
+    return c.bucket_bars(
         "Requests by offset range",
-        "Offset-paginated requests per offset range over the dashboard's time range. "
-        "Traffic in the deep ranges is what a cursor would make cheap.",
-        c.Query(
-            c.sum_by(
-                ("offset_range",),
-                c.increase(
-                    m.PAGINATION_REQUEST_DURATION, 'mode="offset"', suffix="_count", route=True
-                ),
-            ),
-            "{{offset_range}}",
-            instant=True,
-        ),
-        unit="short",
+        "Offset-paginated requests per range of the row offset they asked for, over the "
+        "dashboard's time range. Traffic in the deep ranges is what a cursor would make cheap.",
+        m.PAGINATION_OFFSET,
+        minimum=0,
     )
 
 
@@ -159,6 +156,7 @@ def expensive_queries(cfg: config.Config) -> g.Panel:
         f"({fmt_seconds(cfg.thresholds.pagination_query_p95_seconds)}).",
         c.Query(f"topk(10, {p95} > 0)", "", instant=True, table=True),
         unit="s",
+        value_name="p95 page query time",
         steps=c.above(cfg.thresholds.pagination_query_p95_seconds),
     )
 
@@ -178,7 +176,7 @@ def frontend_cache(cfg: config.Config) -> g.Panel:
         "Frontend cache hit rate",
         "Share of frontend page-cache lookups that hit, per cache, as reported by browsers. "
         f"Below the dashed line ({fmt_ratio(cfg.thresholds.cache_hit_ratio_min)}) the cache "
-        "saves little.",
+        f"saves little. {FRONTEND_ONLY}",
         m.FRONTEND_CACHE_REQUESTS,
         'result="hit"',
         cfg.thresholds.cache_hit_ratio_min,
@@ -190,7 +188,7 @@ def prefetch_efficiency(cfg: config.Config) -> g.Panel:
         "Prefetch efficiency",
         "Share of prefetched pages the user then opened, per cache. Below the dashed line "
         f"({fmt_ratio(cfg.thresholds.prefetch_efficiency_min)}) most prefetches are wasted "
-        "requests.",
+        f"requests. {FRONTEND_ONLY}",
         m.FRONTEND_PREFETCHES,
         'outcome="used"',
         cfg.thresholds.prefetch_efficiency_min,

@@ -407,10 +407,17 @@ class LruCache:
 # --- Faults ---------------------------------------------------------------------------
 
 
+class InjectedFault(RuntimeError):
+    """The bug ``exception_rate`` plants: raised, never handled, so the server answers 500."""
+
+
 class FaultSettings(BaseModel):
     """Injected faults: body of ``PUT /debug/faults``."""
 
     error_rate: float = Field(default=0.0, ge=0.0, le=1.0, allow_inf_nan=False)
+    # Share of matching requests whose handler raises (an unhandled exception, as a bug
+    # would), on top of error_rate's handled 500s: http_exceptions_total counts these.
+    exception_rate: float = Field(default=0.0, ge=0.0, le=1.0, allow_inf_nan=False)
     latency_seconds: float = Field(
         default=0.0, ge=0.0, le=MAX_FAULT_LATENCY_SECONDS, allow_inf_nan=False
     )
@@ -436,6 +443,8 @@ class Faults:
             await asyncio.sleep(settings.latency_seconds)
         if settings.error_rate and self._random.random() < settings.error_rate:
             raise HTTPException(500, "injected fault (DELETE /debug/faults to clear)")
+        if settings.exception_rate and self._random.random() < settings.exception_rate:
+            raise InjectedFault("injected exception (DELETE /debug/faults to clear)")
 
 
 # --- Responses ------------------------------------------------------------------------
@@ -719,7 +728,8 @@ def _add_fault_routes(app: FastAPI, state: Faults) -> None:
 
     @app.put(FAULTS_PATH, response_model=FaultSettings)
     async def put_faults(settings: FaultSettings) -> FaultSettings:
-        """Inject faults: a 500 with probability ``error_rate``, plus ``latency_seconds``."""
+        """Inject faults: a 500 with probability ``error_rate``, an unhandled exception with
+        ``exception_rate``, plus ``latency_seconds``."""
         state.settings = settings
         log.warning("faults injected: %s", settings.model_dump(), extra={"event": "faults"})
         return settings

@@ -50,6 +50,10 @@ Port = Annotated[int, Rule("a port from 1 to 65535", (1, 65535))]
 Duration = Annotated[str, Rule("a Prometheus duration such as 30s, 5m or 1h30m", _DURATION)]
 Address = Annotated[str, Rule("host:port, such as localhost:8000", re.compile(r"[^\s/:]+:\d{1,5}"))]
 UrlPath = Annotated[str, Rule("a URL path starting with /", re.compile(r"/\S*"))]
+RoutePattern = Annotated[
+    str,
+    Rule("a route template or RE2 regex starting with /, such as /debug/.*", re.compile(r"/\S*")),
+]
 Name = Annotated[str, Rule("a non-empty name without spaces", re.compile(r"\S+"))]
 HttpUrl = Annotated[str, Rule("an http:// or https:// URL", re.compile(r"https?://[^\s/]+\S*"))]
 AbsolutePath = Annotated[
@@ -250,6 +254,16 @@ class Grafana:
     refresh: Duration = "10s"
     timezone: str = "browser"
     time_from: str = "now-1h"
+    # Routes (templates or RE2 regexes) the dashboards' $route picker leaves out, and so
+    # every route panel, besides each service's metrics_path: probes and debug endpoints
+    # say nothing about the API's users (alerts.promql.hidden_routes_matcher).
+    hidden_routes: tuple[RoutePattern, ...] = (
+        "/health",
+        "/healthz",
+        "/livez",
+        "/readyz",
+        "/debug/.*",
+    )
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from genonaut_monitoring.builder import swap_into_place
+from scripts import _alert_list as alert_list
 from scripts import grafana_json as gj
 from scripts import panel_render as pr
 from scripts.promapi import (
@@ -98,6 +99,12 @@ def render_board(
     for panel in board.panels:
         lines: list[pr.Line] = []
         error = None
+        if panel.type == "alertlist":
+            try:
+                lines.extend(alert_list.fetch(prom, window))
+            except QueryFailed as exc:
+                error = f"{exc.error}\nexpression: {exc.expr}"
+                result.problems.append(error)
         for query in by_panel.get(panel.id, []):
             try:
                 found = gj.run(prom, query, window)

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from genonaut_monitoring import alerts, config
-from genonaut_monitoring.alerts import grafana
+from genonaut_monitoring.alerts import gotemplate, grafana
 from tests.conftest import require_tool
 
 # Severity -> receivers, in the order Alertmanager's routes reach them.
@@ -201,16 +201,14 @@ def test_grafana_contact_points_reference_secrets_and_escape_go_templates() -> N
     assert grafana.literal("{{ $labels.job }} costs $5") == "{{ $$labels.job }} costs $$5"
 
 
-def test_grafana_gets_the_same_message_templates_as_alertmanager() -> None:
-    templates = grafana_file("templates.yaml")["templates"]
-    files = alerts.outputs(config.CONFIG)
-    assert templates == [
-        {
-            "name": "genonaut",
-            "orgId": 1,
-            "template": files["alertmanager/templates/genonaut.tmpl"].decode(),
-        }
-    ]
+def test_grafana_gets_alertmanagers_message_templates_word_for_word() -> None:
+    (template,) = grafana_file("templates.yaml")["templates"]
+    assert (template["name"], template["orgId"]) == ("genonaut", 1)
+    source = alerts.outputs(config.CONFIG)["alertmanager/templates/genonaut.tmpl"].decode()
+    blocks = gotemplate.defines(template["template"])
+    assert blocks  # which ones: tests/test_grafana_provisioning.py
+    for block in blocks.values():
+        assert block.text in source
 
 
 def test_grafana_watchdog_route_exists_only_with_a_heartbeat_url() -> None:

@@ -14,6 +14,7 @@ import pytest
 
 from genonaut_monitoring import alerts, config, dashboards
 from genonaut_monitoring import builder as build
+from genonaut_monitoring.alerts.promql import hidden_routes_matcher
 from genonaut_monitoring.dashboards import common, main
 from genonaut_monitoring.dashboards.checks import check_dashboards, substitute, variables_in
 from genonaut_monitoring.exporters import catalogue as m
@@ -115,12 +116,13 @@ PANELS = [
         "pagination_page_number_bucket",
         "sum by (le)",
     ),
+    ("pagination", "Requests by offset range", "bargauge", "pagination_offset_bucket", "by (le)"),
     (
-        "pagination",
-        "Requests by offset range",
-        "bargauge",
-        "pagination_request_duration_seconds_count",
-        "sum by (offset_range)",
+        "main",
+        "Unhandled exceptions by type and route",
+        "timeseries",
+        m.HTTP_EXCEPTIONS.name,
+        "sum by (exception, route)",
     ),
     (
         "pagination",
@@ -233,13 +235,16 @@ def test_most_expensive_queries_is_a_sorted_instant_table(boards: dict[str, Boar
     assert target["instant"] is True and target["format"] == "table"
     assert target["expr"].startswith("topk(10, histogram_quantile(0.95,")
     assert "[$__range]" in target["expr"]
-    assert p["options"]["sortBy"] == [{"desc": True, "displayName": "Value"}]
+    # The value column is named, and sorted by that name.
+    (organize,) = p["transformations"]
+    assert organize["options"]["renameByName"] == {"Value": "p95 page query time"}
+    assert p["options"]["sortBy"] == [{"desc": True, "displayName": "p95 page query time"}]
 
 
 def test_distributions_use_heatmap_format_so_grafana_unstacks_buckets(
     boards: dict[str, Board],
 ) -> None:
-    for title in ("Page size distribution", "Most requested pages"):
+    for title in ("Page size distribution", "Most requested pages", "Requests by offset range"):
         (target,) = panel(boards["pagination"], title)["targets"]
         assert (target["format"], target["instant"], target["legendFormat"]) == (
             "heatmap",
@@ -418,7 +423,7 @@ def test_variables(boards: dict[str, Board]) -> None:
         }
     assert {v["name"]: v for v in boards["main"]["templating"]["list"]}["route"][
         "query"
-    ] == 'label_values(http_requests_total{job="$job"}, route)'
+    ] == f'label_values(http_requests_total{{job="$job",{hidden_routes_matcher(CFG)}}}, route)'
 
 
 def test_no_nulls_except_threshold_base_steps(boards: dict[str, Board]) -> None:

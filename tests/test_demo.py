@@ -318,12 +318,18 @@ def test_fault_routes_do_not_exist_when_faults_are_disabled(api: Client, method)
 def test_error_rate_one_fails_every_api_request_until_cleared(faulty: Client):
     assert faulty.get("/debug/faults").json() == {
         "error_rate": 0.0,
+        "exception_rate": 0.0,
         "latency_seconds": 0.0,
         "route_prefix": "/api/",
     }
     put = faulty.request("PUT", "/debug/faults", json={"error_rate": 1.0})
     assert put.status_code == 200
-    assert put.json() == {"error_rate": 1.0, "latency_seconds": 0.0, "route_prefix": "/api/"}
+    assert put.json() == {
+        "error_rate": 1.0,
+        "exception_rate": 0.0,
+        "latency_seconds": 0.0,
+        "route_prefix": "/api/",
+    }
     statuses = [faulty.get(CONTENT).status_code for _ in range(20)]
     assert statuses == [500] * 20
     assert faulty.get(f"{CONTENT}/1").status_code == 500
@@ -337,10 +343,25 @@ def test_error_rate_one_fails_every_api_request_until_cleared(faulty: Client):
     assert faulty.value("http_requests_total", status="500", **labels) == 21
 
     cleared = faulty.request("DELETE", "/debug/faults")
-    assert cleared.json() == {"error_rate": 0.0, "latency_seconds": 0.0, "route_prefix": "/api/"}
+    assert cleared.json() == {
+        "error_rate": 0.0,
+        "exception_rate": 0.0,
+        "latency_seconds": 0.0,
+        "route_prefix": "/api/",
+    }
     assert [faulty.get(CONTENT).status_code for _ in range(20)] == [200] * 20
     assert faulty.value("http_requests_total", status="500", **labels) == 21
     assert faulty.value("http_requests_total", status="200", **labels) == 20
+
+
+def test_exception_rate_raises_an_unhandled_exception_counted_by_type(faulty: Client):
+    faulty.request("PUT", "/debug/faults", json={"exception_rate": 1.0}).raise_for_status()
+    assert faulty.get(CONTENT).status_code == 500
+    labels = {"method": "GET", "route": CONTENT}
+    assert faulty.value("http_exceptions_total", exception="InjectedFault", **labels) == 1
+    assert faulty.value("http_requests_total", status="500", **labels) == 1
+    assert faulty.request("DELETE", "/debug/faults").status_code == 200
+    assert faulty.get(CONTENT).status_code == 200
 
 
 def test_route_prefix_limits_the_faults_and_never_locks_out_the_switch(faulty: Client):
@@ -371,6 +392,7 @@ def test_latency_is_added_to_matching_requests(faulty: Client):
         ({"error_rate": -0.1}, "error_rate"),
         ({"error_rate": 1.5}, "error_rate"),
         ({"error_rate": "often"}, "error_rate"),
+        ({"exception_rate": 2}, "exception_rate"),
         ({"latency_seconds": -1}, "latency_seconds"),
         ({"latency_seconds": 1e9}, "latency_seconds"),
         ({"route_prefix": "api/"}, "route_prefix"),

@@ -65,11 +65,20 @@ def one_round(client: httpx.Client, round_no: int) -> None:
 
 
 def faulty_round(client: httpx.Client) -> None:
-    """Requests while the fault routes fail half of them with 500."""
-    settings = {"error_rate": 0.5, "latency_seconds": 0.0, "route_prefix": CONTENT}
+    """Requests while the fault routes fail about half of them with 500 (some by raising)."""
+    settings = {
+        "error_rate": 0.4,
+        "exception_rate": 0.3,
+        "latency_seconds": 0.0,
+        "route_prefix": CONTENT,
+    }
     assert client.put("/debug/faults", json=settings).status_code == 200
     try:
-        statuses = {client.get(CONTENT, params={"page": 1}).status_code for _ in range(20)}
+        # uvicorn closes a connection whose request raised: one connection per request.
+        close = {"Connection": "close"}
+        statuses = {
+            client.get(CONTENT, params={"page": 1}, headers=close).status_code for _ in range(20)
+        }
     finally:
         assert client.delete("/debug/faults").status_code == 200
     assert 500 in statuses

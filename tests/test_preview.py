@@ -352,6 +352,13 @@ def test_the_project_dashboards_render_without_query_errors(live: Live, tmp_path
         assert f'<h2 id="{board.uid}">' in page
         assert re.search(rf"^{board.uid}: {len(board.panels)} panels in ", result.stderr, re.M)
     assert 'class="error"' not in page
+    # The alert list is drawn from the alerts Prometheus reports at the window's end.
+    main = next(b for b in boards if any(p.type == "alertlist" for p in b.panels))
+    (alerts_panel,) = [p for p in main.panels if p.type == "alertlist"]
+    anchor = image_name(main.uid, alerts_panel.id).removesuffix(".png")
+    shown = page[page.index(f'id="{anchor}"') :].split('<div class="panel"')[0]
+    assert "<th>State</th><th>Alert</th>" in shown
+    assert "<td>firing</td><td>Watchdog</td>" in shown
 
 
 @pytest.mark.e2e

@@ -116,6 +116,8 @@ def _changed(value: Any) -> Any:
         return (config.RemoteWrite(url="https://store.example/api/v1/push"),)
     if isinstance(value, tuple) and value and ":" in str(value[0]):
         return (f"{value[0].split(':')[0]}:1234", *value[1:])
+    if isinstance(value, tuple) and value and isinstance(value[0], str):
+        return (*value, _changed(value[0]))  # an item the field's rule accepts
     if isinstance(value, tuple):
         return (*value, "x")
     if isinstance(value, dict):
