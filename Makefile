@@ -62,6 +62,10 @@ fmt: $(STAMP) ## Format and autofix with ruff
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+.PHONY: goldens
+goldens: $(STAMP) ## Re-render every alert's notification previews into tests/golden/notifications/
+	$(BIN)/python -m genonaut_monitoring.alerts.previews --out tests/golden/notifications
+
 .PHONY: bench
 bench: $(STAMP) ## Overhead by request kind (with and without the access log) and scrape cost, vs the peers
 	$(BIN)/python -m benchmarks.overhead

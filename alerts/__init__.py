@@ -1,6 +1,6 @@
 """Alerts as code: Prometheus alert and recording rules, Alertmanager and Grafana routing.
 
-    >>> import alerts, config
+    >>> from genonaut_monitoring import alerts, config
     >>> files = alerts.outputs(config.CONFIG)        # {"prometheus/rules/http.yml": b"...", ...}
     >>> alerts.recorded_series(config.CONFIG)["job:http_requests_5xx:ratio_rate5m"]
     frozenset({'job'})
@@ -8,6 +8,10 @@
 Rules live one module per area (``http``, ``pagination``, ``database``,
 ``meta``), recording rules in ``recording``; thresholds, ``for`` durations and
 windows come from ``config``; metric names from ``exporters.catalogue``.
+
+An alert is one definition in its area's module (expression, threshold, ``for``,
+severity, texts, panel, promtool cases) plus its RUNBOOK.md section; the build
+refuses an alert without either, and the tests read every alert from here.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from genonaut_monitoring.alerts import (
     meta,
     pagination,
     recording,
+    unittests,
 )
 from genonaut_monitoring.alerts.model import Alert, Group, Record
 from genonaut_monitoring.alerts.render import rule_file
@@ -47,6 +52,16 @@ def groups(cfg: config.Config) -> list[Group]:
 
 def all_alerts(cfg: config.Config) -> list[Alert]:
     return [alert for group in groups(cfg) for alert in group.alerts]
+
+
+def by_name(cfg: config.Config) -> dict[str, Alert]:
+    """Every alert definition, by alert name."""
+    return {alert.name: alert for alert in all_alerts(cfg)}
+
+
+def group_of(cfg: config.Config) -> dict[str, Group]:
+    """The group each alert belongs to, by alert name."""
+    return {alert.name: group for group in groups(cfg) for alert in group.alerts}
 
 
 def recorded_series(cfg: config.Config) -> dict[str, frozenset[str]]:
@@ -104,13 +119,18 @@ def definition_problems(cfg: config.Config) -> list[str]:
             seen.add(rule.name)
             for problem in catalogue.check_expression(rule.expr, extra):
                 problems.append(f"{kind} {rule.name} ({rule_path(group)}): {problem}")
-            if isinstance(rule, Alert) and f"\n## {rule.name}\n" not in runbook:
-                problems.append(f"alert {rule.name}: RUNBOOK.md has no '## {rule.name}' section")
+            if isinstance(rule, Alert):
+                problems.extend(unittests.annotation_problems(cfg, rule))
+                if f"\n## {rule.name}\n" not in runbook:
+                    problems.append(
+                        f"alert {rule.name}: RUNBOOK.md has no '## {rule.name}' section"
+                    )
     return problems + alertmanager.problems(cfg)
 
 
 def validate(folder: Path, cfg: config.Config) -> list[str]:
-    """Problems in the staged output: definitions, promtool lint, amtool check-config."""
+    """Problems in the staged output: definitions, promtool lint, amtool check-config, and
+    every notification rendered (alerts/previews.py)."""
     from genonaut_monitoring.builder import run_tool
 
     problems = definition_problems(cfg)
@@ -122,13 +142,26 @@ def validate(folder: Path, cfg: config.Config) -> list[str]:
                 f"{rule_path(group)} (alerts {', '.join(a.name for a in group.alerts) or 'none'})",
             )
         )
-    problems.extend(
-        run_tool(
-            ["amtool", "check-config", str(folder / "alertmanager" / "alertmanager.yml")],
-            "alertmanager/alertmanager.yml",
-        )
+    checked = run_tool(
+        ["amtool", "check-config", str(folder / "alertmanager" / "alertmanager.yml")],
+        "alertmanager/alertmanager.yml",
     )
+    problems.extend(checked)
+    if not checked:
+        # Every alert's notification to every receiver, rendered through the built templates.
+        from genonaut_monitoring.alerts import previews
+
+        problems.extend(previews.validate(folder, cfg))
     return problems
 
 
-__all__ = ["Alert", "Group", "Record", "all_alerts", "groups", "outputs", "recorded_series"]
+__all__ = [
+    "Alert",
+    "Group",
+    "Record",
+    "all_alerts",
+    "by_name",
+    "groups",
+    "outputs",
+    "recorded_series",
+]

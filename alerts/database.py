@@ -2,10 +2,26 @@
 
 from __future__ import annotations
 
+import math
+
 from genonaut_monitoring import config
 from genonaut_monitoring.alerts import recording
+from genonaut_monitoring.alerts.cases import (
+    Cases,
+    Counter,
+    Expect,
+    Gauge,
+    Histogram,
+    Scenario,
+    binary_above,
+    binary_below,
+    bucket_above,
+    bucket_below,
+    quantile_in,
+    target,
+)
 from genonaut_monitoring.alerts.factories import above
-from genonaut_monitoring.alerts.model import Alert, Group, Panel
+from genonaut_monitoring.alerts.model import Alert, Group, Panel, seconds
 from genonaut_monitoring.alerts.promql import job_selector, series
 from genonaut_monitoring.config import fmt_number, fmt_ratio, fmt_seconds
 from genonaut_monitoring.exporters import catalogue as c
@@ -13,10 +29,19 @@ from genonaut_monitoring.exporters import catalogue as c
 # DatabaseSlowQueries' ``signal`` label says which of its two conditions holds.
 SIGNAL_P95 = "p95 statement time in seconds"
 SIGNAL_SLOW_RATE = "slow statements per second"
+# Statements of the cases.
+SELECT = {"operation": "select", "table": "content_items"}
+INSERT = {"operation": "insert", "table": "tags"}
 
 
 def slow_queries(cfg: config.Config) -> Alert:
     t, w = cfg.thresholds, cfg.intervals.rate_window
+    spec, job = c.DB_QUERY_DURATION, {"job": cfg.jobs[0]}
+    hot, cold = (
+        bucket_above(spec, t.db_query_p95_seconds),
+        bucket_below(spec, t.db_query_p95_seconds),
+    )
+    many, few = binary_above(t.slow_queries_per_second), binary_below(t.slow_queries_per_second)
     return Alert(
         name="DatabaseSlowQueries",
         # Two symptoms of one problem; label_replace tags each so the description can say
@@ -39,65 +64,149 @@ def slow_queries(cfg: config.Config) -> Alert:
             f"{{{{ $labels.signal }}}} is {{{{ $value | humanize }}}} over the last {w}."
         ),
         panel=Panel("database", "Query time"),
+        cases=Cases(
+            fires=Scenario(
+                "select statements are slow and insert statements are often slow",
+                [
+                    Histogram(spec, target(cfg, **SELECT), hot),
+                    Counter(c.DB_SLOW_QUERIES.name, target(cfg, **INSERT), many),
+                ],
+                [
+                    Expect(
+                        {**job, **SELECT, "signal": SIGNAL_P95},
+                        quantile_in(hot, recording.QUANTILE),
+                    ),
+                    Expect({**job, **INSERT, "signal": SIGNAL_SLOW_RATE}, many),
+                ],
+            ),
+            quiet=[
+                Scenario(
+                    "statements are fast and rarely slow",
+                    [
+                        Histogram(spec, target(cfg, **SELECT), cold),
+                        Counter(c.DB_SLOW_QUERIES.name, target(cfg, **INSERT), few),
+                    ],
+                )
+            ],
+        ),
+    )
+
+
+def query_errors(cfg: config.Config) -> Alert:
+    t, w = cfg.thresholds, cfg.intervals.rate_window
+    hot, cold = binary_above(t.db_errors_per_second), binary_below(t.db_errors_per_second)
+
+    def failing(per_second: float) -> Scenario:
+        errors = Counter(c.DB_QUERY_ERRORS.name, target(cfg, **SELECT), per_second)
+        expected = [Expect({"job": cfg.jobs[0], **SELECT}, per_second)] if per_second == hot else []
+        return Scenario(f"{fmt_number(per_second)} statements fail per second", [errors], expected)
+
+    return above(
+        "DatabaseQueryErrors",
+        recording.db_errors_rate(cfg),
+        t.db_errors_per_second,
+        for_=cfg.durations.database_query_errors,
+        # Warning: the requests they break already page as ApiHighErrorRate.
+        severity="warning",
+        summary=(
+            "Database statements fail at more than "
+            f"{fmt_number(t.db_errors_per_second)} errors per second."
+        ),
+        description=(
+            "{{ $labels.operation }} statements on {{ $labels.table }} "
+            "(job {{ $labels.job }}) fail at {{ $value | humanize }} per second "
+            f"over the last {w}."
+        ),
+        panel=Panel("database", "Query errors"),
+        cases=Cases(fires=failing(hot), quiet=[failing(cold)]),
+    )
+
+
+def _pool(
+    cfg: config.Config, checked_out: float, pool: str = "default", size: float = 10
+) -> list[Gauge]:
+    labels = target(cfg, pool=pool)
+    return [
+        Gauge(c.DB_POOL_SIZE.name, labels, size),
+        Gauge(c.DB_POOL_MAX_OVERFLOW.name, labels, size),
+        Gauge(c.DB_POOL_CHECKED_OUT.name, labels, checked_out),
+    ]
+
+
+def pool_near_exhaustion(cfg: config.Config) -> Alert:
+    t = cfg.thresholds
+    cold = math.floor(20 * t.pool_saturation_ratio) - 1
+    return above(
+        "DatabasePoolNearExhaustion",
+        recording.pool_saturation(cfg),
+        t.pool_saturation_ratio,
+        for_=cfg.durations.database_pool_near_exhaustion,
+        severity="warning",
+        summary=(
+            f"A connection pool has more than {fmt_ratio(t.pool_saturation_ratio)} "
+            "of its connections checked out."
+        ),
+        description=(
+            "Pool {{ $labels.pool }} on {{ $labels.instance }} has "
+            "{{ $value | humanizePercentage }} of its connections (size plus max overflow) "
+            "checked out."
+        ),
+        panel=Panel("database", "Pool saturation"),
+        value_format="humanizePercentage",
+        cases=Cases(
+            fires=Scenario(
+                "all 20 connections are checked out",
+                _pool(cfg, 20),
+                [Expect(target(cfg, pool="default"), 1.0)],
+            ),
+            quiet=[
+                Scenario(
+                    f"{cold} of 20 connections are checked out and an unlimited pool is in use",
+                    # A pool reporting size 0 and overflow 0 must not divide by zero into +Inf.
+                    _pool(cfg, cold) + _pool(cfg, 3, pool="unlimited", size=0),
+                )
+            ],
+        ),
+    )
+
+
+def pool_checkout_timeouts(cfg: config.Config) -> Alert:
+    w, step = cfg.intervals.rate_window, seconds(cfg.intervals.evaluation_interval)
+    timeouts = series(c.DB_POOL_CHECKOUT_TIMEOUTS)
+    pool = target(cfg, pool="default")
+
+    def timing_out(per_second: float) -> list[Counter]:
+        return [Counter(timeouts, pool, per_second)]
+
+    return Alert(
+        name="DatabasePoolCheckoutTimeouts",
+        # Any timeout means a request waited the whole pool timeout and then failed.
+        expr=f"sum by (job, instance, pool) (increase({timeouts}{job_selector(cfg)}[{w}]))\n> 0",
+        for_=cfg.durations.database_pool_checkout_timeouts,
+        severity="critical",
+        summary="Requests time out waiting for a free database connection.",
+        description=(
+            "{{ $value | humanize }} checkouts from pool {{ $labels.pool }} on "
+            f"{{{{ $labels.instance }}}} timed out in the last {w}."
+        ),
+        panel=Panel("database", "Pool checkout timeouts"),
+        cases=Cases(
+            fires=Scenario(
+                "one checkout times out every evaluation interval",
+                timing_out(1 / step),
+                [Expect(pool, seconds(w) / step)],
+            ),
+            quiet=[Scenario("no checkout times out", timing_out(0))],
+        ),
     )
 
 
 def alerts(cfg: config.Config) -> list[Alert]:
-    t, d, w = cfg.thresholds, cfg.durations, cfg.intervals.rate_window
-    timeouts = series(c.DB_POOL_CHECKOUT_TIMEOUTS)
     return [
         slow_queries(cfg),
-        above(
-            "DatabaseQueryErrors",
-            recording.db_errors_rate(cfg),
-            t.db_errors_per_second,
-            for_=d.database_query_errors,
-            # Warning: the requests they break already page as ApiHighErrorRate.
-            severity="warning",
-            summary=(
-                "Database statements fail at more than "
-                f"{fmt_number(t.db_errors_per_second)} errors per second."
-            ),
-            description=(
-                "{{ $labels.operation }} statements on {{ $labels.table }} "
-                "(job {{ $labels.job }}) fail at {{ $value | humanize }} per second "
-                f"over the last {w}."
-            ),
-            panel=Panel("database", "Query errors"),
-        ),
-        above(
-            "DatabasePoolNearExhaustion",
-            recording.pool_saturation(cfg),
-            t.pool_saturation_ratio,
-            for_=d.database_pool_near_exhaustion,
-            severity="warning",
-            summary=(
-                f"A connection pool has more than {fmt_ratio(t.pool_saturation_ratio)} "
-                "of its connections checked out."
-            ),
-            description=(
-                "Pool {{ $labels.pool }} on {{ $labels.instance }} has "
-                "{{ $value | humanizePercentage }} of its connections (size plus max overflow) "
-                "checked out."
-            ),
-            panel=Panel("database", "Pool saturation"),
-            value_format="humanizePercentage",
-        ),
-        Alert(
-            name="DatabasePoolCheckoutTimeouts",
-            # Any timeout means a request waited the whole pool timeout and then failed.
-            expr=(
-                f"sum by (job, instance, pool) (increase({timeouts}{job_selector(cfg)}[{w}]))\n> 0"
-            ),
-            for_=d.database_pool_checkout_timeouts,
-            severity="critical",
-            summary="Requests time out waiting for a free database connection.",
-            description=(
-                "{{ $value | humanize }} checkouts from pool {{ $labels.pool }} on "
-                f"{{{{ $labels.instance }}}} timed out in the last {w}."
-            ),
-            panel=Panel("database", "Pool checkout timeouts"),
-        ),
+        query_errors(cfg),
+        pool_near_exhaustion(cfg),
+        pool_checkout_timeouts(cfg),
     ]
 
 

@@ -1,9 +1,26 @@
-"""Factories for the alert shapes that repeat: a series above a threshold, a target down."""
+"""Factories for the alert shapes that repeat: a series above a threshold, a target down,
+and the promtool cases of a quantile above a threshold."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable, Mapping, Sequence
+
+from genonaut_monitoring.alerts.cases import (
+    Cases,
+    Expect,
+    Histogram,
+    Scenario,
+    Series,
+    bucket_above,
+    bucket_below,
+    quantile_in,
+)
 from genonaut_monitoring.alerts.model import Alert, Panel, Severity
+from genonaut_monitoring.alerts.recording import QUANTILE
+from genonaut_monitoring.config import fmt_seconds
 from genonaut_monitoring.exporters import catalogue
+from genonaut_monitoring.exporters.catalogue import MetricSpec
 
 
 def above(
@@ -16,6 +33,7 @@ def above(
     summary: str,
     description: str,
     panel: Panel,
+    cases: Cases,
     value_format: str = "humanize",
 ) -> Alert:
     """Fire when ``expr`` (one series per thing watched) stays above ``threshold``."""
@@ -28,11 +46,45 @@ def above(
         description=description,
         panel=panel,
         value_format=value_format,
+        cases=cases,
+    )
+
+
+def quantile_cases(
+    spec: MetricSpec,
+    threshold: float,
+    labels: Mapping[str, str],
+    keeps: Iterable[str],
+    *,
+    observed: str = "requests",
+    also_quiet: Iterable[Series] = (),
+    also_quiet_what: str = "",
+) -> Cases:
+    """Cases for a p95-above-``threshold`` alert on histogram ``spec``.
+
+    Every observation falls in the first bucket above the threshold (it fires,
+    labelled with ``keeps`` of ``labels``), or in the last bucket below it (silent,
+    together with ``also_quiet``: series the alert must ignore, which
+    ``also_quiet_what`` describes, as in "…, while shallow pages are slow").
+    """
+    hot, cold = bucket_above(spec, threshold), bucket_below(spec, threshold)
+
+    def takes(bucket: tuple[float, float]) -> str:
+        return f"all {observed} take {fmt_seconds(bucket[0])} to {fmt_seconds(bucket[1])}"
+
+    kept = {key: labels[key] for key in keeps}
+    return Cases(
+        fires=Scenario(
+            takes(hot), [Histogram(spec, labels, hot)], [Expect(kept, quantile_in(hot, QUANTILE))]
+        ),
+        quiet=[
+            Scenario(takes(cold) + also_quiet_what, [Histogram(spec, labels, cold), *also_quiet])
+        ],
     )
 
 
 def down_alert(
-    name: str, component: str, selector: str, *, for_: str, panel: Panel | None
+    name: str, component: str, selector: str, *, for_: str, panel: Panel | None, cases: Cases
 ) -> Alert:
     """Fire when Prometheus fails every scrape of a target of ``component``."""
     return Alert(
@@ -46,17 +98,21 @@ def down_alert(
             f"{for_}; up is {{{{ $value }}}}."
         ),
         panel=panel,
+        cases=cases,
     )
 
 
 def absent_alert(
-    name: str, component: str, selector: str, *, for_: str, panel: Panel | None
+    name: str, component: str, jobs: Sequence[str], *, for_: str, panel: Panel | None, cases: Cases
 ) -> Alert:
-    """Fire when Prometheus has no target at all for ``component`` (no up series)."""
+    """Fire when Prometheus has no target at all for one of ``jobs`` (no up series)."""
+    # up == 0 cannot fire without a target: a lost scrape job would silence every alert.
+    # One absent() per job: only an equality matcher becomes a label of absent()'s
+    # result, so a job=~"a|b" selector would fire without saying which job is lost.
+    expr = "\nor\n".join(f"absent({catalogue.UP.name}{{job={json.dumps(job)}}})" for job in jobs)
     return Alert(
         name=name,
-        # up == 0 cannot fire without a target: a lost scrape job would silence every alert.
-        expr=f"absent({catalogue.UP.name}{selector})",
+        expr=expr,
         for_=for_,
         severity="critical",
         summary=f"Prometheus has no scrape target for the {component}.",
@@ -65,4 +121,5 @@ def absent_alert(
             f"{for_} (absent() = {{{{ $value }}}}): the scrape config or discovery lost it."
         ),
         panel=panel,
+        cases=cases,
     )

@@ -16,8 +16,9 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-# One action: {{ ... }} with optional trim markers; comments are actions too.
-_ACTION = re.compile(r"\{\{-?\s*(?P<body>.*?)\s*-?\}\}", re.S)
+# One action: {{ ... }} with optional trim markers. A comment is one action up to its
+# */}}, whatever braces it quotes ({{/* like {{ this }} */}}).
+_ACTION = re.compile(r"\{\{-?\s*(?P<body>/\*.*?\*/|.*?)\s*-?\}\}", re.S)
 _CALL = re.compile(r'\btemplate\s+"(?P<name>[^"]+)"')
 _DEFINE = re.compile(r'^define\s+"(?P<name>[^"]+)"$')
 # Actions that open a block closed by {{ end }}.
@@ -35,7 +36,12 @@ class Define:
 
 def calls(text: str) -> list[str]:
     """Names of the templates ``text`` calls with ``{{ template "name" . }}``."""
-    return [m["name"] for a in _ACTION.finditer(text) for m in _CALL.finditer(a["body"])]
+    return [
+        m["name"]
+        for a in _ACTION.finditer(text)
+        if not a["body"].startswith("/*")
+        for m in _CALL.finditer(a["body"])
+    ]
 
 
 def defines(text: str) -> dict[str, Define]:

@@ -1,20 +1,26 @@
 """Grafana alerting provisioning (file format, apiVersion 1) mirroring Alertmanager's routing.
 
 Grafana-managed alerts (made in the UI) then reach the same Slack channel and
-mailbox, grouped and routed like the Prometheus alerts, with the same message
-templates (only those Grafana's contact points call). Secrets are referenced,
-never written: Grafana expands ``$__env{SLACK_WEBHOOK_URL}`` from its own
-environment when it reads the file (compose sets it on the container).
+mailbox, grouped and routed like the Prometheus alerts, with messages laid out
+like Alertmanager's. Grafana's template data differs from Alertmanager's (it
+computes each alert's silence and panel links), so its templates are its own:
+``provisioning/grafana/*.tmpl``, provisioned to Grafana only, and only the
+templates its contact points call. Secrets are referenced, never written:
+Grafana expands ``$__env{SLACK_WEBHOOK_URL}`` from its own environment when it
+reads the file (compose sets it on the container).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from genonaut_monitoring import config
+from genonaut_monitoring import PACKAGE_DIR, config
 from genonaut_monitoring.alerts import gotemplate, routing
-from genonaut_monitoring.alerts.alertmanager import go_template, notification_templates
+from genonaut_monitoring.alerts.alertmanager import go_template
 from genonaut_monitoring.alerts.render import HEADER, dump
+
+# Grafana's own notification templates (Go templates over Grafana's data).
+TEMPLATES = PACKAGE_DIR / "provisioning" / "grafana"
 
 ORG_ID = 1
 # Grafana expands this when it loads the file; the URL is a secret and never written here.
@@ -42,8 +48,8 @@ def contact_points(cfg: config.Config) -> dict[str, Any]:
                     # app it belongs to: Slack ignores recipient and username with one.
                     "settings": {
                         "url": SLACK_URL,
-                        "title": literal(go_template("genonaut.title")),
-                        "text": literal(go_template("genonaut.slack.text")),
+                        "title": literal(go_template("genonaut.grafana.title")),
+                        "text": literal(go_template("genonaut.grafana.slack.text")),
                     },
                 }
             ],
@@ -59,8 +65,8 @@ def contact_points(cfg: config.Config) -> dict[str, Any]:
                     "settings": {
                         "addresses": n.email_to,
                         "singleEmail": True,
-                        "subject": literal(go_template("genonaut.title")),
-                        "message": literal(go_template("genonaut.email.text")),
+                        "subject": literal(go_template("genonaut.grafana.title")),
+                        "message": literal(go_template("genonaut.grafana.email.message")),
                     },
                 }
             ],
@@ -121,11 +127,21 @@ def policies(cfg: config.Config) -> dict[str, Any]:
     }
 
 
-def templates(cfg: config.Config) -> dict[str, Any]:
-    """The notification templates Grafana's contact points call, as Alertmanager has them.
+def notification_templates() -> dict[str, bytes]:
+    """Grafana's notification templates, by file name."""
+    return {path.name: path.read_bytes() for path in sorted(TEMPLATES.glob("*.tmpl"))}
 
-    Alertmanager-only templates (Slack colour, title link, fallback, the HTML email)
-    stay out: Grafana would list them as templates nothing uses.
+
+def template_name(file_name: str) -> str:
+    """The name a template file gets in Grafana: ``genonaut-`` and its stem."""
+    return f"genonaut-{file_name.removesuffix('.tmpl')}"
+
+
+def templates(cfg: config.Config) -> dict[str, Any]:
+    """The notification templates Grafana's contact points call (and what those call).
+
+    A template nothing calls stays out: Grafana would list it as unused. A call of
+    a template no file defines raises ValueError naming it.
     """
     settings = [
         str(value)
@@ -138,9 +154,7 @@ def templates(cfg: config.Config) -> dict[str, Any]:
         blocks = gotemplate.needed(gotemplate.defines(content.decode()), settings)
         if blocks:
             text = "\n\n".join(block.text for block in blocks) + "\n"
-            provisioned.append(
-                {"orgId": ORG_ID, "name": name.removesuffix(".tmpl"), "template": text}
-            )
+            provisioned.append({"orgId": ORG_ID, "name": template_name(name), "template": text})
     return {"apiVersion": 1, "templates": provisioned}
 
 

@@ -1,7 +1,8 @@
 """The shapes every rule module builds: alert rules, recording rules, rule groups.
 
     >>> Alert("ApiHighErrorRate", "job:x:ratio > 0.05", "2m", "critical", "Too many errors.",
-    ...       "{{ $value }} failed.", runbook_anchor="apihigherrorrate")
+    ...       "{{ $value }} failed.", panel=Panel("main", "Error rate"),
+    ...       cases=Cases(fires=Scenario(...), quiet=[Scenario(...)]))
 
 Rule modules return :class:`Group` objects; :mod:`alerts.render` turns them
 into Prometheus rule files and :mod:`alerts.links` stamps the URLs.
@@ -12,6 +13,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from typing import Literal
+
+from genonaut_monitoring.alerts.cases import Cases
 
 Severity = Literal["critical", "warning", "info"]
 SEVERITIES: tuple[Severity, ...] = ("critical", "warning", "info")
@@ -36,7 +39,12 @@ class Panel:
 
 @dataclass(frozen=True)
 class Alert:
-    """One alerting rule with the annotations every alert carries."""
+    """One alerting rule with the annotations every alert carries, and its promtool cases.
+
+    Everything about an alert is here: the tests, the rule file, the runbook
+    and dashboard links and the notification previews all read it, so adding
+    an alert is this definition plus its RUNBOOK.md section.
+    """
 
     name: str
     expr: str
@@ -48,6 +56,8 @@ class Alert:
     # Prometheus template function that renders $value in the ``value`` annotation.
     value_format: str = "humanize"
     labels: dict[str, str] = field(default_factory=dict)
+    # When it fires and when it stays silent (alerts/cases.py); the build requires them.
+    cases: Cases | None = None
 
     @property
     def anchor(self) -> str:
@@ -71,6 +81,14 @@ class Alert:
             found.append(f"alert {self.name}: value_format must be one of {VALUE_FORMATS}")
         if "$value" not in self.description:
             found.append(f"alert {self.name}: description must show {{{{ $value }}}}")
+        if self.cases is None:
+            found.append(
+                f"alert {self.name}: no promtool cases; give it cases=Cases(fires=Scenario(...), "
+                "quiet=[Scenario(...)]) with the series that make it fire and stay silent "
+                "(alerts/cases.py)"
+            )
+        else:
+            found.extend(self.cases.problems(self.name))
         return found
 
 

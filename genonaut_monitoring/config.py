@@ -146,6 +146,14 @@ HttpHeaders = Annotated[
         _string_table(_HEADER_NAME, re.compile(r"[^\r\n]*")),
     ),
 ]
+# Links are built by appending a path, so no trailing slash.
+BaseUrl = Annotated[
+    str,
+    Rule(
+        "an http(s) URL without a trailing slash, such as http://localhost:9093",
+        re.compile(r"https?://[^\s/]+(/\S*[^\s/])?"),
+    ),
+]
 
 
 @dataclass(frozen=True)
@@ -310,6 +318,9 @@ class Notifications:
     slack_api_url_file: str = "/etc/alertmanager/secrets/slack_webhook_url"
     # Watchdog heartbeat receiver; empty means a null receiver.
     watchdog_url: str = ""
+    # Alertmanager as people open it (its --web.external-url, which `genonaut-monitoring
+    # up` and docker-compose.yml pass): the silence link in every notification.
+    alertmanager_external_url: BaseUrl = "http://localhost:9093"
 
 
 @dataclass(frozen=True)

@@ -114,6 +114,7 @@ class Stack:
                 smarthost=f"127.0.0.1:{self.ports.mail_smtp}",
                 smtp_require_tls=False,
                 slack_api_url_file=str(self.secrets_dir / "slack_webhook_url"),
+                alertmanager_external_url=f"http://127.0.0.1:{self.ports.alertmanager}",
             ),
         )
 
@@ -151,7 +152,7 @@ class Stack:
             self.smtp = SmtpCatcher(self.ports.mail_smtp)
             self.smtp.start()
         if "slack" in self.components and self.slack_webhook_url is None:
-            self.slack = SlackStandIn(self.slack_port)
+            self.slack = SlackStandIn(self.slack_port, self.workdir / "slack")
             self.slack.start()
         if "api" in self.components:
             self._start("api", self._api_args(), self._api_env())
@@ -222,6 +223,8 @@ class Stack:
             f"--config.file={self.out / 'alertmanager' / 'alertmanager.yml'}",
             f"--storage.path={self.workdir / 'alertmanager-data'}",
             f"--web.listen-address=127.0.0.1:{self.ports.alertmanager}",
+            # Silence links in notifications start here (else http://<hostname>:9093).
+            f"--web.external-url={self.cfg.notifications.alertmanager_external_url}",
             # A single instance: no gossip port to collide with other stacks.
             "--cluster.listen-address=",
             "--log.level=debug",
@@ -285,7 +288,7 @@ class Stack:
                 f"smtp://127.0.0.1:{self.ports.mail_smtp} (messages in {self.workdir / 'mail'})"
             )
         if self.slack is not None:
-            urls["Slack stand-in"] = self.slack.url
+            urls["Slack stand-in"] = f"{self.slack.url} (payloads in {self.workdir / 'slack'})"
         return urls
 
 
@@ -300,6 +303,16 @@ def _save_mail(stack: Stack, seen: int) -> int:
         (folder / f"{offset:04d}.eml").write_bytes(bytes(message))
         print(f"email received: {message['Subject']}", flush=True)
     return seen + len(messages)
+
+
+def _report_slack(stack: Stack, seen: int) -> int:
+    """Name the Slack payloads the stand-in wrote since ``seen``."""
+    if stack.slack is None:
+        return seen
+    for path, payload in list(zip(stack.slack.paths, stack.slack.requests, strict=False))[seen:]:
+        title = (payload.get("attachments") or [{}])[0].get("title") or payload.get("text", "")
+        print(f"Slack message received: {title} ({path})", flush=True)
+    return len(stack.slack.paths)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -334,9 +347,10 @@ def run(args: argparse.Namespace) -> int:
             " stack with it; in this repository `make preview` renders the panels without it."
         )
         print("Ctrl-C stops everything.", flush=True)
-        seen = 0
+        seen = slack_seen = 0
         while not stopping.wait(1.0):
             seen = _save_mail(stack, seen)
+            slack_seen = _report_slack(stack, slack_seen)
             dead = [n for n, p in stack.processes.items() if not p.alive()]
             if dead:
                 print(f"{', '.join(dead)} stopped; see {stack.workdir / 'logs'}", file=sys.stderr)

@@ -17,17 +17,17 @@ import pytest
 import yaml
 
 from genonaut_monitoring import alerts, config
-from genonaut_monitoring.alerts import gotemplate, grafana
+from genonaut_monitoring.alerts import gotemplate, grafana, meta, unittests
 from tests.conftest import require_tool
 
 # Severity -> receivers, in the order Alertmanager's routes reach them.
 INTENDED = {"critical": "email,slack", "warning": "slack", "info": "slack"}
-WATCHDOG = "watchdog"
-ALERTS = {a.name: a.severity for a in alerts.all_alerts(config.CONFIG)}
+WATCHDOG_RECEIVER = "watchdog"
+ALERTS = alerts.by_name(config.CONFIG)
 
 
 def intended(name: str, severity: str) -> str:
-    return WATCHDOG if name == "Watchdog" else INTENDED[severity]
+    return WATCHDOG_RECEIVER if name == meta.WATCHDOG else INTENDED[severity]
 
 
 @functools.cache
@@ -57,14 +57,13 @@ def routes_test(tmp_path: Path, profile: str, receivers: str, labels: dict[str, 
 @pytest.mark.parametrize("profile", ["default", "test"])
 @pytest.mark.parametrize("name", sorted(ALERTS))
 def test_each_alert_reaches_exactly_its_receivers(name: str, profile: str, tmp_path: Path) -> None:
-    expected = intended(name, ALERTS[name])
-    labels = {
-        "alertname": name,
-        "severity": ALERTS[name],
-        "job": "genonaut-api",
-        "instance": "127.0.0.1:8000",
-    }
-    assert routes_test(tmp_path, profile, expected, labels) == expected
+    """Every alert its cases expect, with all its labels, reaches its severity's receivers."""
+    alert = ALERTS[name]
+    expected = intended(name, alert.severity)
+    assert alert.cases is not None
+    for expect in alert.cases.fires.alerts:
+        labels = {"alertname": name, **unittests.firing_labels(alert, expect)}
+        assert routes_test(tmp_path, profile, expected, labels) == expected
 
 
 def test_an_unknown_severity_still_reaches_slack(tmp_path: Path) -> None:
@@ -194,21 +193,34 @@ def test_grafana_contact_points_reference_secrets_and_escape_go_templates() -> N
     slack = points["slack"]["receivers"][0]
     assert slack["type"] == "slack"
     assert slack["settings"]["url"] == "$__env{SLACK_WEBHOOK_URL}"
-    assert slack["settings"]["title"] == '{{ template "genonaut.title" . }}'
+    assert slack["settings"]["title"] == '{{ template "genonaut.grafana.title" . }}'
     email = points["email"]["receivers"][0]
     assert email["settings"]["addresses"] == config.CONFIG.notifications.email_to
     # Provisioning expands $VAR in settings: a Go-template $ must arrive doubled.
     assert grafana.literal("{{ $labels.job }} costs $5") == "{{ $$labels.job }} costs $$5"
 
 
-def test_grafana_gets_alertmanagers_message_templates_word_for_word() -> None:
-    (template,) = grafana_file("templates.yaml")["templates"]
-    assert (template["name"], template["orgId"]) == ("genonaut", 1)
-    source = alerts.outputs(config.CONFIG)["alertmanager/templates/genonaut.tmpl"].decode()
-    blocks = gotemplate.defines(template["template"])
-    assert blocks  # which ones: tests/test_grafana_provisioning.py
-    for block in blocks.values():
-        assert block.text in source
+def test_grafana_gets_its_own_templates_defining_every_one_its_contact_points_use() -> None:
+    templates = grafana_file("templates.yaml")["templates"]
+    assert [(t["name"], t["orgId"]) for t in templates] == [("genonaut-notifications", 1)]
+    text = templates[0]["template"]
+    source = (grafana.TEMPLATES / "notifications.tmpl").read_text()
+    defined = gotemplate.defines(text)
+    for block in defined.values():
+        assert block.text in source  # word for word from Grafana's own file
+    points = grafana_file("contact-points.yaml")["contactPoints"]
+    used = {
+        name
+        for point in points
+        for receiver in point["receivers"]
+        for value in receiver["settings"].values()
+        if isinstance(value, str)
+        for name in re.findall(r'template "([^"]+)"', value)
+    }
+    assert used and used <= set(defined), used - set(defined)
+    # Alertmanager's templates stay Alertmanager's: no name is defined by both.
+    alertmanager = alerts.outputs(config.CONFIG)["alertmanager/templates/genonaut.tmpl"].decode()
+    assert set(defined).isdisjoint(gotemplate.defines(alertmanager))
 
 
 def test_grafana_watchdog_route_exists_only_with_a_heartbeat_url() -> None:

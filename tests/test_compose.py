@@ -309,7 +309,7 @@ def test_alertmanager_entrypoint_writes_the_webhook_url_to_the_secret_file(
     assert result.stdout.split() == [
         "--config.file=/etc/alertmanager/alertmanager.yml",
         "--storage.path=/alertmanager",
-        "--web.external-url=http://localhost:9093",
+        f"--web.external-url={config.COMPOSE_CONFIG.notifications.alertmanager_external_url}",
         "--cluster.listen-address=",
     ]
     result = run("")

@@ -8,9 +8,11 @@ test also proves Alertmanager's retry delivers and nothing is lost.
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 import time
+import urllib.parse
 from collections.abc import Iterator
 from email.message import EmailMessage
 from typing import Any
@@ -19,8 +21,11 @@ import pytest
 import requests
 
 from genonaut_monitoring import alerts, config
+from genonaut_monitoring.alerts import annotation_text, previews
 from genonaut_monitoring.alerts.model import seconds
-from tests.conftest import require_tool
+from tests.conftest import ROOT, require_tool
+
+GOLDEN = ROOT / "tests" / "golden" / "notifications"
 
 ALERT = "ApiHighErrorRate"
 SLACK_FAILURES = 3
@@ -103,21 +108,19 @@ def stack(tmp_path: Any) -> Iterator[Any]:
 
 def slack_messages(stack: Any, status: str) -> list[dict[str, Any]]:
     """Slack payloads about ALERT with ``status`` (firing or resolved), in arrival order."""
-    prefix = f"[{status.upper()}"
     return [
         p
         for p in list(stack.slack.requests)
-        if p["attachments"][0]["title"].startswith(prefix)
-        and p["attachments"][0]["title"].endswith(f"] {ALERT} (critical)")
+        if p["attachments"][0]["callback_id"].startswith(f"{ALERT}/")
+        and p["attachments"][0]["title"].startswith(f"[{status.upper()}")
     ]
 
 
 def emails(stack: Any, status: str) -> list[EmailMessage]:
-    prefix = f"[{status.upper()}"
     return [
         m
         for m in list(stack.smtp.messages)
-        if m["Subject"].startswith(prefix) and m["Subject"].endswith(f"] {ALERT} (critical)")
+        if m["Subject"].startswith(f"[{status.upper()}") and f"] {ALERT} (" in m["Subject"]
     ]
 
 
@@ -134,82 +137,98 @@ def alertmanager_metric(stack: Any, name: str, integration: str) -> float:
     return float(match.group(1))
 
 
-def description(rule: dict[str, Any], value: str) -> str:
-    """The rule's description as Prometheus renders it for the job, showing ``value``."""
-    text: str = rule["annotations"]["description"]
-    return text.replace("{{ $value | humanizePercentage }}", value).replace(
-        "{{ $labels.job }}", config.TEST_CONFIG.jobs[0]
-    )
-
-
-def expected_slack_text(rule: dict[str, Any], status: str, value: str) -> str:
-    notes = rule["annotations"]
-    return (
-        f"*{notes['summary']}*\n"
-        f"{description(rule, value)}\n"
-        f"*Status:* {status}  *Severity:* critical  *Value:* {value}\n"
-        f"*Labels:* job={config.TEST_CONFIG.jobs[0]} \n"
-        f"<{notes['runbook_url']}|Runbook>  <{notes['dashboard_url']}|Dashboard>\n"
-    )
-
-
-PERCENT = re.compile(r"\*Value:\* (\d+(?:\.\d+)?%)")
-
-
-def check_slack_payload(payload: dict[str, Any], rule: dict[str, Any], status: str) -> float:
-    """Assert the whole payload Slack's incoming webhook gets; return the value shown (%)."""
-    attachment = payload["attachments"][0]
-    found = PERCENT.search(attachment["text"])
-    assert found, attachment["text"]
-    value = found.group(1)
-    title = f"[{status.upper()}{':1' if status == 'firing' else ''}] {ALERT} (critical)"
-    assert payload == {
-        "channel": config.TEST_CONFIG.notifications.slack_channel,
-        "username": "Genonaut Alertmanager",
-        "attachments": [
-            {
-                "title": title,
-                "title_link": rule["annotations"]["dashboard_url"],
-                "text": expected_slack_text(rule, status, value),
-                "fallback": f"{title}: {rule['annotations']['summary']}",
-                "callback_id": "",
-                "footer": "genonaut-monitoring",
-                "color": "danger" if status == "firing" else "good",
-                "mrkdwn_in": ["fallback", "pretext", "text"],
-            }
-        ],
-    }
-    return float(value.rstrip("%"))
-
-
-def check_email(message: EmailMessage, rule: dict[str, Any], status: str, cfg: Any) -> None:
-    notes = rule["annotations"]
-    title = f"[{status.upper()}{':1' if status == 'firing' else ''}] {ALERT} (critical)"
-    assert message["Subject"] == title
-    assert message["From"] == cfg.notifications.email_from
-    assert message["To"] == cfg.notifications.email_to
+def email_message(message: EmailMessage) -> dict[str, str]:
+    """A received email as the previews describe one: headers, text and HTML parts."""
     text_part = message.get_body(("plain",))
     html_part = message.get_body(("html",))
     assert text_part is not None and html_part is not None
-    text = text_part.get_content().replace("\r\n", "\n")
-    value = re.search(r"^Value: (\d+(?:\.\d+)?%)$", text, re.M)
-    assert value, text
-    assert text == (
-        f"{title}\n\n{notes['summary']}\n{description(rule, value.group(1))}\n"
-        f"Status: {status}\nSeverity: critical\nValue: {value.group(1)}\n"
-        f"Labels: job={cfg.jobs[0]} \nRunbook: {notes['runbook_url']}\n"
-        f"Dashboard: {notes['dashboard_url']}\n"
+    return {
+        "Subject": str(message["Subject"]),
+        "From": str(message["From"]),
+        "To": str(message["To"]),
+        "text/plain": text_part.get_content().replace("\r\n", "\n"),
+        "text/html": html_part.get_content().replace("\r\n", "\n"),
+    }
+
+
+PERCENT = re.compile(r"\*Value:\* (\d+(?:\.\d+)?)%")
+
+
+def shown_value(payload: dict[str, Any]) -> float:
+    """The alert's $value as the Slack message shows it (ALERT's value is a percentage)."""
+    found = PERCENT.search(payload["attachments"][0]["text"])
+    assert found, payload
+    return float(found.group(1)) / 100
+
+
+def in_golden_terms(message: Any, stack: Any, value: float) -> Any:
+    """``message`` with what differs between this run and the golden's default profile
+    (the value measured, the test profile's rate window, this Alertmanager's URL)
+    replaced by the golden's."""
+    cfg, shipped = stack.cfg, config.CONFIG
+    ids = alerts.dashboard_panel_ids(shipped)
+    golden_value = previews.fired(shipped, alerts.by_name(shipped)[ALERT], ids)[0]
+    text = json.dumps(message)
+    for here, there in (
+        (annotation_text.humanize_percentage(value), golden_value.annotations["value"]),
+        (
+            f"over the last {cfg.intervals.rate_window}.",
+            f"over the last {shipped.intervals.rate_window}.",
+        ),
+        (
+            cfg.notifications.alertmanager_external_url,
+            shipped.notifications.alertmanager_external_url,
+        ),
+    ):
+        text = text.replace(here, there)
+    return json.loads(text)
+
+
+def check_against_previews(stack: Any) -> None:
+    """Delivered messages are the previews rendered from this stack's own build, and the
+    golden files once the run's value, window and URL are put back."""
+    delivered = {
+        "slack": {s: slack_messages(stack, s)[0] for s in previews.STATUSES},
+        "email": {s: email_message(emails(stack, s)[0]) for s in previews.STATUSES},
+    }
+    golden: dict[str, dict[str, Any]] = {"slack": {}, "email": {}}
+    for status in previews.STATUSES:
+        value = shown_value(delivered["slack"][status])
+        rendered, problems = previews.render(stack.cfg, stack.out, [ALERT], value)
+        assert problems == []
+        for receiver, messages in delivered.items():
+            assert messages[status] == rendered[ALERT, receiver].notifications[status], (
+                f"{receiver} ({status}) delivered is not the preview of this build"
+            )
+            golden[receiver][status] = in_golden_terms(messages[status], stack, value)
+    for receiver, messages in golden.items():
+        path = GOLDEN / f"{ALERT}.{receiver}.txt"
+        assert previews.Preview(ALERT, receiver, messages).text() == path.read_text(), path
+
+
+def check_silence_link(stack: Any) -> None:
+    """The delivered silence link selects exactly the firing alert in the real Alertmanager."""
+    text = slack_messages(stack, "firing")[0]["attachments"][0]["text"]
+    found = re.search(r"/#/silences/new\?filter=([^|>]+)\|Silence>", text)
+    assert found, text
+    group = urllib.parse.unquote(found.group(1))
+    assert group.startswith("{") and group.endswith("}"), group
+    # The UI reads the {...} group; the API takes its matchers one filter each, parsed by
+    # Alertmanager's own matcher parser.
+    matchers = re.findall(r'\w+="(?:[^"\\]|\\.)*"', group)
+    assert "{" + ",".join(matchers) + "}" == group, group
+    response = requests.get(
+        f"{stack.alertmanager_url}/api/v2/alerts", params={"filter": matchers}, timeout=5
     )
-    html = html_part.get_content()
-    assert f'<a href="{notes["runbook_url"]}">Runbook</a>' in html
-    assert f'<th align="left" colspan="2">{notes["summary"]}</th>' in html
+    assert response.status_code == 200, (matchers, response.text)
+    names = [a["labels"]["alertname"] for a in response.json()]
+    assert names == [ALERT], (matchers, names)
 
 
 @pytest.mark.e2e
 @pytest.mark.slow
 def test_error_rate_alert_reaches_slack_and_email_then_resolves(stack: Any) -> None:
     cfg = stack.cfg
-    rule = next(r for r in _rules(cfg) if r.get("alert") == ALERT)
     stack.wait_for(lambda: stack.query(f'up{{job="{cfg.jobs[0]}"}} == 1'), 30, "the first scrape")
     with Traffic(stack.api_url) as traffic:
         ratio = alerts.recording.http_error_ratio(cfg)
@@ -232,6 +251,7 @@ def test_error_rate_alert_reaches_slack_and_email_then_resolves(stack: Any) -> N
             stack, lambda: slack_messages(stack, "firing"), patience, "the Slack message", fault_at
         )
         failed_attempts = stack.slack.attempts - len(stack.slack.requests)
+        check_silence_link(stack)
 
         assert requests.delete(f"{stack.api_url}/debug/faults", timeout=5).status_code == 200
         cleared_at = time.monotonic()
@@ -257,11 +277,11 @@ def test_error_rate_alert_reaches_slack_and_email_then_resolves(stack: Any) -> N
         f"Clear -> resolved email {resolved_email:.1f}s, Slack {resolved_slack:.1f}s; "
         f"bound {rbound:.0f}s. Traffic: {dict(sorted(traffic.statuses.items()))}"
     )
-    firing_value = check_slack_payload(slack_messages(stack, "firing")[0], rule, "firing")
-    assert firing_value > cfg.thresholds.error_ratio * 100
-    check_slack_payload(slack_messages(stack, "resolved")[0], rule, "resolved")
-    check_email(emails(stack, "firing")[0], rule, "firing", cfg)
-    check_email(emails(stack, "resolved")[0], rule, "resolved", cfg)
+    firing_value = shown_value(slack_messages(stack, "firing")[0])
+    assert firing_value > cfg.thresholds.error_ratio
+    check_against_previews(stack)
+    # Each payload Slack got is also a file under the stack's slack/ folder.
+    assert [json.loads(p.read_text()) for p in stack.slack.paths] == stack.slack.requests
 
     # Retries: exactly the refused posts failed, and the message still arrived once.
     assert failed_attempts == SLACK_FAILURES
@@ -273,14 +293,3 @@ def test_error_rate_alert_reaches_slack_and_email_then_resolves(stack: Any) -> N
     assert len(emails(stack, "firing")) == 1
     assert max(to_email, to_slack) <= PATIENCE * bound
     assert max(resolved_email, resolved_slack) <= PATIENCE * rbound
-
-
-def _rules(cfg: config.Config) -> list[dict[str, Any]]:
-    import yaml
-
-    rules = []
-    for path, content in alerts.outputs(cfg).items():
-        if path.startswith("prometheus/rules/"):
-            for group in yaml.safe_load(content)["groups"]:
-                rules.extend(group["rules"])
-    return rules

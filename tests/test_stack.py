@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import smtplib
@@ -73,6 +74,32 @@ def test_slack_stand_in_fails_as_told_then_accepts_json() -> None:
     assert slack.attempts == 4
 
 
+def test_slack_stand_in_writes_each_accepted_payload_to_a_numbered_file(tmp_path: Path) -> None:
+    folder = tmp_path / "slack"
+    for run, texts in enumerate((["first", "second"], ["third"])):
+        slack = SlackStandIn(free_port(), folder)
+        slack.start()
+        try:
+            if run == 0:
+                slack.fail_next(1)
+                assert (
+                    requests.post(slack.url, json={"text": "refused"}, timeout=5).status_code == 500
+                )
+            for text in texts:
+                payload = {"text": text, "attachments": [{"title": f"[FIRING:1] {text} é"}]}
+                assert requests.post(slack.url, json=payload, timeout=5).status_code == 200
+        finally:
+            slack.stop()
+        # A second run continues the numbering: nothing of the first is overwritten.
+        assert [p.name for p in slack.paths] == (
+            ["0001.json", "0002.json"] if run == 0 else ["0003.json"]
+        )
+    written = {p.name: json.loads(p.read_text()) for p in sorted(folder.iterdir())}
+    assert list(written) == ["0001.json", "0002.json", "0003.json"]  # no partial file left
+    assert [w["text"] for w in written.values()] == ["first", "second", "third"]
+    assert written["0003.json"]["attachments"][0]["title"] == "[FIRING:1] third é"
+
+
 def test_stack_runs_prometheus_scraping_the_api_and_stops_cleanly(tmp_path: Path) -> None:
     require_tool("prometheus")
     with Stack(
@@ -141,6 +168,8 @@ def test_make_up_prints_urls_and_leaves_no_process_behind_on_ctrl_c(tmp_path: Pa
         assert "Ctrl-C stops everything" in output, output
         for name in ("Demo API", "Prometheus", "Alertmanager", "SMTP catcher", "Slack stand-in"):
             assert f"  {name}" in output
+        assert f"(messages in {workdir / 'mail'})" in output
+        assert f"(payloads in {workdir / 'slack'})" in output
         assert "Grafana needs Docker" in output
         urls = {
             line.split()[0] + line.split()[1]: line.split()[-1]
@@ -149,6 +178,16 @@ def test_make_up_prints_urls_and_leaves_no_process_behind_on_ctrl_c(tmp_path: Pa
         }
         for url in urls.values():
             assert requests.get(f"{url}/-/ready", timeout=5).status_code == 200
+        # A Slack post (a warning goes nowhere else) is written where `up` said, and named.
+        (slack_line,) = [line for line in lines if line.startswith("  Slack stand-in")]
+        payload = {"attachments": [{"title": "[FIRING:1] ApiHighLatency (warning)"}]}
+        assert requests.post(slack_line.split()[2], json=payload, timeout=5).status_code == 200
+        received = process.stdout.readline().rstrip()
+        assert received == (
+            "Slack message received: [FIRING:1] ApiHighLatency (warning) "
+            f"({workdir / 'slack' / '0001.json'})"
+        )
+        assert json.loads((workdir / "slack" / "0001.json").read_text()) == payload
     finally:
         process.send_signal(signal.SIGINT)
         rest, _ = process.communicate(timeout=60)

@@ -83,6 +83,7 @@ _SLACK = {
     "title_link": "titleLink",
     "text": "text",
     "fallback": "fallback",
+    "callback_id": "callbackId",
     "footer": "footer",
 }
 _EMAIL = {

@@ -1,7 +1,14 @@
-"""Prometheus' template functions and Go's float printing, as far as the rules use them.
+"""Prometheus' annotation templating, as far as the alert definitions use it.
 
-The expected descriptions in the promtool tests are rendered here, so the
-tests can state exactly what a person reads in a notification.
+The promtool tests state the exact annotations each alert case yields, and the
+notification previews show them, so both render the definitions' templates
+here: ``{{ $labels.name }}``, ``{{ $value }}`` and ``{{ $value | fn }}`` for
+Prometheus' ``humanize``, ``humanizeDuration`` and ``humanizePercentage``,
+with Go's float printing. promtool checks every rendering against Prometheus'
+own in the alert tests; any other template form is refused, never guessed.
+
+    >>> render("{{ $labels.job }} at {{ $value | humanizePercentage }}", {"job": "api"}, 0.125)
+    'api at 12.5%'
 """
 
 from __future__ import annotations
@@ -85,18 +92,35 @@ FUNCTIONS = {
 _ACTION = re.compile(r"\{\{\s*(.*?)\s*\}\}")
 
 
+class TemplateError(ValueError):
+    """An annotation this renderer cannot render: unknown action or missing label."""
+
+
 def render(template: str, labels: Mapping[str, str], value: float) -> str:
-    """Render an annotation template; only the forms the rules use are understood."""
+    """Render an annotation template; TemplateError names an action it cannot render.
+
+    A label the alert does not have is an error, not Prometheus' ``<no value>``.
+    """
 
     def action(match: re.Match[str]) -> str:
         text = match.group(1)
         if text.startswith("$labels."):
-            return labels[text.removeprefix("$labels.")]
+            name = text.removeprefix("$labels.")
+            if name not in labels:
+                raise TemplateError(
+                    f"{{{{ {text} }}}}: the alert has no label {name!r} "
+                    f"(it has {', '.join(sorted(labels)) or 'none'}); Prometheus would print "
+                    "<no value>"
+                )
+            return labels[name]
         if text == "$value":
             return go_value(value)
         head, _, func = (part.strip() for part in text.partition("|"))
         if head == "$value" and func in FUNCTIONS:
             return FUNCTIONS[func](value)
-        raise ValueError(f"template action {{{{ {text} }}}} is not understood by this renderer")
+        raise TemplateError(
+            f"{{{{ {text} }}}} is not a template form the alerts use "
+            f"($labels.<name>, $value, $value | {' / '.join(FUNCTIONS)})"
+        )
 
     return _ACTION.sub(action, template)
