@@ -86,6 +86,10 @@ export: $(STAMP) ## Export the last hour of every dashboard panel's series to CS
 e2e: $(STAMP) ## Only the end-to-end tests (real Prometheus, Alertmanager, SMTP, demo API)
 	$(BIN)/python -m pytest -m e2e $(PYTEST_ARGS)
 
+.PHONY: postgres-metrics
+postgres-metrics: $(STAMP) ## Re-record what postgres_exporter exposes (exporters/postgres_exporter.json)
+	$(BIN)/python -m scripts.postgres_metrics
+
 .PHONY: load
 load: $(STAMP) ## Bounded load on the local API: make load LOAD_ARGS="--requests 50"
 	$(BIN)/python -m scripts.performance_test $(LOAD_ARGS)

@@ -6,7 +6,7 @@
     frozenset({'job'})
 
 Rules live one module per area (``http``, ``pagination``, ``database``,
-``meta``), recording rules in ``recording``; thresholds, ``for`` durations and
+``meta``, ``postgres``), recording rules in ``recording``; thresholds, ``for`` durations and
 windows come from ``config``; metric names from ``exporters.catalogue``.
 
 An alert is one definition in its area's module (expression, threshold, ``for``,
@@ -28,6 +28,7 @@ from genonaut_monitoring.alerts import (
     links,
     meta,
     pagination,
+    postgres,
     recording,
     unittests,
 )
@@ -41,13 +42,17 @@ RULES_DIR = "prometheus/rules"
 
 def groups(cfg: config.Config) -> list[Group]:
     """Every rule group; recording rules first, since the alerts read them."""
-    return [
+    found = [
         recording.group(cfg),
         http.group(cfg),
         pagination.group(cfg),
         database.group(cfg),
         meta.group(cfg),
     ]
+    if cfg.postgres.targets:
+        # Without an exporter to scrape, PostgresExporterMissing would fire for ever.
+        found.append(postgres.group(cfg))
+    return found
 
 
 def all_alerts(cfg: config.Config) -> list[Alert]:

@@ -667,6 +667,21 @@ def api_variables(
     return variables
 
 
+def dashboard_link(cfg: config.Config, key: str, title: str) -> g.DashboardLink:
+    """A link to the dashboard ``key`` (of ``cfg.grafana.dashboard_uids``), same time range.
+
+    Variables are not carried over: the two dashboards select different jobs.
+    """
+    return g.DashboardLink(
+        title=title,
+        type="link",
+        uri=f"/d/{cfg.grafana.dashboard_uids[key]}",
+        keepTime=True,
+        includeVars=False,
+        icon="dashboard",
+    )
+
+
 # --- layout -----------------------------------------------------------------------
 
 GRID_WIDTH = 24

@@ -177,6 +177,7 @@ def dashboard(cfg: config.Config) -> g.Dashboard:
         title="Genonaut: database performance",
         description="Statement time, rate, slow queries, errors, the pool and caches.",
         templating=g.Templating(c.api_variables(cfg, m.DB_QUERY_DURATION, suffix="_count")),
+        links=[c.dashboard_link(cfg, "postgres", "PostgreSQL: the server's side")],
         panels=c.layout(
             c.row(8, (query_time(cfg), 12), (query_time_by_statement(cfg), 12)),
             c.row(8, (query_time_heatmap(cfg), 12), (query_rate(cfg), 12)),

@@ -291,8 +291,16 @@ SERIES: Mapping[str, tuple[MetricSpec, frozenset[str]]] = _index((*CATALOGUE, *E
 
 
 def lookup(series_name: str) -> tuple[MetricSpec, frozenset[str]] | None:
-    """The spec and the labels (target labels included) behind a PromQL series name."""
+    """The spec and the labels (target labels included) behind a PromQL series name.
+
+    Series of other exporters come from their recorded fixtures (:mod:`external`).
+    """
     found = SERIES.get(series_name)
+    if found is None:
+        # Imported here: only the build checks expressions, and only it reads fixtures.
+        from genonaut_monitoring.exporters import external
+
+        found = external.series().get(series_name)
     if found is None:
         return None
     spec, labels = found
@@ -423,7 +431,8 @@ def check_expression(
             if found is None:
                 problems.append(
                     Problem(
-                        f"metric {name!r} is not in the catalogue (exporters/catalogue.py) "
+                        f"metric {name!r} is not in the catalogue (exporters/catalogue.py), "
+                        "nor recorded from another exporter (exporters/*.json), "
                         "nor produced by a recording rule"
                     )
                 )

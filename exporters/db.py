@@ -38,7 +38,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.pool import QueuePool
 
-from genonaut_monitoring.exporters import catalogue
+from genonaut_monitoring.exporters import catalogue, sqlcomment
 from genonaut_monitoring.exporters.context import FAULT_LOG_INTERVAL, current
 
 log = logging.getLogger("genonaut_monitoring.db")
@@ -322,7 +322,18 @@ class _Instrumentation:
         # Records checked out of pools that keep no count of their own (NullPool & co).
         self._checked_out: set[int] = set()
 
-    def configure(self, metrics: catalogue.Metrics, slow_query_seconds: float, name: str) -> None:
+    def configure(
+        self,
+        metrics: catalogue.Metrics,
+        slow_query_seconds: float,
+        name: str,
+        sql_comments: bool = False,
+    ) -> None:
+        # Tagged statements end in a per-request comment (sqlcomment): drop it before the
+        # statement is looked up, or every request would add a cache entry.
+        self.uncomment: Callable[[str], str] | None = (
+            sqlcomment.without_comment if sql_comments else None
+        )
         self.statements = _statements_for(metrics)
         self.metrics = metrics
         self.slow_query_seconds = slow_query_seconds
@@ -364,6 +375,8 @@ class _Instrumentation:
             if started is None:
                 return
             elapsed = time.perf_counter() - started
+            if self.uncomment is not None:
+                statement = self.uncomment(statement)
             found = self.statements.get(statement)
             duration = found.duration
             if duration is None:
@@ -386,7 +399,8 @@ class _Instrumentation:
                 self._starts.pop(id(cursor), None)
             if ctx.statement is None or getattr(ctx, "is_pre_ping", False):
                 return
-            found = self.statements.get(ctx.statement)
+            statement = ctx.statement if self.uncomment is None else self.uncomment(ctx.statement)
+            found = self.statements.get(statement)
             self.metrics[catalogue.DB_QUERY_ERRORS].labels(found.operation, found.table).inc()
         except Exception:
             _fault("handle_error")
@@ -489,6 +503,18 @@ class _Instrumentation:
             _fault("engine_disposed")
 
 
+_TAGGER = sqlcomment.Tagger()
+
+
+def _tag(engine: sa.Engine, on: bool) -> None:
+    """Add or remove the sqlcommenter listener, so a reconfiguration can turn it off."""
+    listening = event.contains(engine, "before_cursor_execute", _TAGGER)
+    if on and not listening:
+        event.listen(engine, "before_cursor_execute", _TAGGER, retval=True)
+    elif listening and not on:
+        event.remove(engine, "before_cursor_execute", _TAGGER)
+
+
 _instrumented: weakref.WeakKeyDictionary[sa.Engine, _Instrumentation] = weakref.WeakKeyDictionary()
 _instrumented_lock = threading.Lock()
 
@@ -499,11 +525,14 @@ def instrument_engine(
     metrics: catalogue.Metrics,
     slow_query_seconds: float,
     name: str | None = None,
+    sql_comments: bool = False,
 ) -> None:
     """Record query, error, slow-query and pool metrics of a SQLAlchemy engine.
 
     Accepts an ``Engine`` or an ``AsyncEngine``. Calling it again for the same
     engine reconfigures it (the last call wins); statements are never counted twice.
+    ``sql_comments`` tags each statement run in a request with its route and request
+    id (:mod:`sqlcomment`).
 
     >>> engine = sa.create_engine("sqlite://")
     >>> from prometheus_client import CollectorRegistry
@@ -523,7 +552,8 @@ def instrument_engine(
         first = found is None
         if found is None:
             found = _instrumented[sync_engine] = _Instrumentation(sync_engine)
-        found.configure(metrics, slow_query_seconds, label)
+        found.configure(metrics, slow_query_seconds, label, sql_comments)
+        _tag(sync_engine, sql_comments)
         if first:
             event.listen(sync_engine, "before_cursor_execute", found.before_cursor_execute)
             event.listen(sync_engine, "after_cursor_execute", found.after_cursor_execute)

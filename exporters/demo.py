@@ -599,7 +599,12 @@ def create_app(
     app.state.engine = engine
     app.state.faults = fault_state
     instrumentation = exporters.instrument(
-        app, engine=engine, registry=registry, slow_query_seconds=slow_query_seconds
+        app,
+        engine=engine,
+        registry=registry,
+        slow_query_seconds=slow_query_seconds,
+        # On PostgreSQL, pg_stat_activity then names the route of every session.
+        sql_comments=True,
     )
     app.state.instrumentation = instrumentation
     counts = CountCache(count_cache_seconds)

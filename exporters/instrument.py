@@ -150,6 +150,7 @@ def instrument(
     frontend_caches: Iterable[str] = DEFAULT_FRONTEND_CACHES,
     log_requests: bool = True,
     excluded_paths: Iterable[str] = (),
+    sql_comments: bool = False,
 ) -> Instrumentation:
     """Instrument a FastAPI app in one call; returns the :class:`Instrumentation`.
 
@@ -162,6 +163,8 @@ def instrument(
     Every metric goes to ``registry`` (default: prometheus_client's REGISTRY);
     instrumenting several apps with one registry shares its collectors.
     With PROMETHEUS_MULTIPROC_DIR set, ``/metrics`` serves all workers' values.
+    ``sql_comments=True`` appends ``/*request_id='…',route='…'*/`` (sqlcommenter) to
+    every statement run in a request, so ``pg_stat_activity`` names the route.
 
         app = FastAPI()
         instrument(app, engine=engine, slow_query_seconds=0.2)
@@ -182,7 +185,13 @@ def instrument(
         from genonaut_monitoring.exporters import db
 
         for name, each in _engines(engines):
-            db.instrument_engine(each, metrics=metrics, slow_query_seconds=slow, name=name)
+            db.instrument_engine(
+                each,
+                metrics=metrics,
+                slow_query_seconds=slow,
+                name=name,
+                sql_comments=sql_comments,
+            )
 
     lazy = LazyEngines(engine, attach) if _is_factory(engine) else None
     # First: it refuses a bad PROMETHEUS_MULTIPROC_DIR before the app is changed.

@@ -1,7 +1,8 @@
 """The build pipeline: render every part in memory, validate it staged, swap it into place.
 
 Each part of the project contributes files as ``{relative path: bytes}``:
-``dashboards.outputs``, the ``provision`` templates and ``alerts.outputs``.
+``dashboards.outputs``, the ``provision`` templates, ``pgexporter.outputs`` (the
+postgres_exporter queries and compose's role script) and ``alerts.outputs``.
 Everything is rendered in memory, written to a staging folder beside the
 output folder, validated there (PromQL contract, promtool, amtool), and only
 then swapped into place. A failed build leaves the previous output untouched.
@@ -61,11 +62,12 @@ def parts(target: str = "files") -> list[Part]:
         return [Part("kubernetes", kubernetes.outputs, kubernetes.validate)]
     if target != "files":
         raise ValueError(f"unknown build target {target!r}: choose one of {', '.join(TARGETS)}")
-    from genonaut_monitoring import alerts, dashboards, provision
+    from genonaut_monitoring import alerts, dashboards, pgexporter, provision
 
     return [
         Part("dashboards", dashboards.outputs, dashboards.validate),
         Part("provisioning", provision.outputs, provision.validate),
+        Part("postgres-exporter", pgexporter.outputs, pgexporter.validate),
         Part("alerts", alerts.outputs, alerts.validate),
     ]
 
@@ -78,6 +80,7 @@ TOOL_PACKAGES = {
     "amtool": "prometheus-alertmanager",
     "prometheus": "prometheus",
     "prometheus-alertmanager": "prometheus-alertmanager",
+    "prometheus-postgres-exporter": "prometheus-postgres-exporter",
 }
 
 

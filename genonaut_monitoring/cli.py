@@ -147,6 +147,12 @@ def add_up_parser(commands: Any) -> None:
         "--faults", action="store_true", help="enable the demo's /debug/faults routes"
     )
     parser.add_argument("--workers", type=int, default=1, help="demo API workers (default 1)")
+    parser.add_argument(
+        "--no-postgres",
+        action="store_true",
+        help="no PostgreSQL nor postgres_exporter (default: the exporter on DATA_SOURCE_NAME's "
+        "database, else the demo on a throwaway PostgreSQL when installed)",
+    )
     parser.set_defaults(run=_run_up)
 
 

@@ -155,6 +155,15 @@ BaseUrl = Annotated[
     ),
 ]
 
+# Goes into SQL unquoted-safe: lower case, so no identifier quoting can change its meaning.
+SqlName = Annotated[
+    str,
+    Rule(
+        "a PostgreSQL name: a-z, 0-9 and _, starting with a letter",
+        re.compile(r"[a-z][a-z0-9_]{0,62}"),
+    ),
+]
+
 
 @dataclass(frozen=True)
 class Thresholds:
@@ -184,6 +193,20 @@ class Thresholds:
     cache_hit_ratio_min: Ratio = 0.5
     # Prefetch efficiency panel colours red below this ratio of used prefetches.
     prefetch_efficiency_min: Ratio = 0.5
+    # PostgresTooManyConnections; postgres dashboard "Connections used". Share of
+    # max_connections held by client sessions.
+    postgres_connections_ratio: Ratio = 0.8
+    # PostgresLongTransaction; postgres dashboard "Longest transaction". Seconds a client
+    # session's transaction has been open.
+    postgres_transaction_age_seconds: Seconds = 300.0
+    # PostgresIdleInTransaction; postgres dashboard "Longest idle in transaction". Seconds
+    # a session has sat idle inside an open transaction.
+    postgres_idle_in_transaction_seconds: Seconds = 60.0
+    # PostgresLockWaits; postgres dashboard "Lock waits". Seconds a session has waited
+    # for a lock.
+    postgres_lock_wait_seconds: Seconds = 10.0
+    # Postgres dashboard "Buffer cache hit ratio" colours red below this ratio.
+    postgres_buffer_hit_ratio_min: Ratio = 0.95
 
 
 @dataclass(frozen=True)
@@ -199,6 +222,13 @@ class AlertDurations:
     database_pool_near_exhaustion: Duration = "5m"
     database_pool_checkout_timeouts: Duration = "1m"
     api_target_down: Duration = "1m"
+    postgres_down: Duration = "1m"
+    postgres_exporter_down: Duration = "1m"
+    postgres_too_many_connections: Duration = "5m"
+    postgres_deadlocks: Duration = "1m"
+    postgres_long_transaction: Duration = "1m"
+    postgres_idle_in_transaction: Duration = "1m"
+    postgres_lock_waits: Duration = "1m"
 
 
 @dataclass(frozen=True)
@@ -231,6 +261,7 @@ class Ports:
     alertmanager: Port = 9093
     grafana: Port = 3001
     postgres: Port = 5432
+    postgres_exporter: Port = 9187
     mail_web: Port = 8025
     mail_smtp: Port = 1025
 
@@ -251,6 +282,7 @@ class Grafana:
             "main": "genonaut-main",
             "pagination": "genonaut-pagination",
             "database": "genonaut-database",
+            "postgres": "genonaut-postgres",
         }
     )
     # Where Grafana reaches each datasource (datasources.yaml); compose service names.
@@ -300,6 +332,51 @@ class Targets:
     """Where Prometheus finds Alertmanager."""
 
     alertmanager: tuple[Address, ...] = ("localhost:9093",)
+
+
+@dataclass(frozen=True)
+class Postgres:
+    """The PostgreSQL server, seen from its side by prometheus-community's postgres_exporter.
+
+    The exporter's connection string is never here nor in a generated file: it reads it
+    from its environment (``DATA_SOURCE_NAME``, or ``DATA_SOURCE_URI`` with
+    ``DATA_SOURCE_USER`` and ``DATA_SOURCE_PASS``/``DATA_SOURCE_PASS_FILE``).
+    """
+
+    # Prometheus job of the exporter; the postgres alerts and dashboard select it.
+    job: Name = "postgres"
+    # Exporter addresses. Empty: no scrape job and no PostgreSQL alerts (no PostgreSQL).
+    targets: tuple[Address, ...] = ("localhost:9187",)
+    # None: Intervals.scrape_interval and Intervals.scrape_timeout.
+    scrape_interval: Duration | None = None
+    scrape_timeout: Duration | None = None
+    # The read-only login the exporter uses, a member of pg_monitor; created by the
+    # stack's init (compose's postgres init script, `genonaut-monitoring up`).
+    monitor_role: SqlName = "genonaut_monitor"
+    # pg_stat_statements: statements exported (top by total time), bounding the series.
+    top_statements: Count = 20
+    # pg_stat_statements: characters of statement text kept in the query label.
+    statement_text_length: Count = 160
+    # Kubernetes target (the exporter's ServiceMonitor): the named port of its Service...
+    port_name: PortName = "http"
+    # ...the labels selecting that Service (None: app.kubernetes.io/name=
+    # prometheus-postgres-exporter, as prometheus-community's Helm chart labels it)...
+    selector: Labels | None = None
+    # ...and its namespace (None: Kubernetes.namespace).
+    namespace: DnsLabel | None = None
+
+    def as_service(self, intervals: Intervals) -> Service | None:
+        """The exporter as a scraped service (Kubernetes' ServiceMonitor); None without one."""
+        if not self.targets:
+            return None
+        return Service(
+            self.job,
+            self.targets,
+            scrape_interval=self.scrape_interval or intervals.scrape_interval,
+            port_name=self.port_name,
+            selector=self.selector or {"app.kubernetes.io/name": "prometheus-postgres-exporter"},
+            namespace=self.namespace,
+        )
 
 
 @dataclass(frozen=True)
@@ -393,6 +470,7 @@ class Config:
     # The applications Prometheus scrapes, one job each (design note: the API on :8000).
     services: tuple[Service, ...] = (Service("genonaut-api", ("localhost:8000",)),)
     targets: Targets = field(default_factory=Targets)
+    postgres: Postgres = field(default_factory=Postgres)
     notifications: Notifications = field(default_factory=Notifications)
     # Remote-write stores (prometheus.yml); none by default.
     remote_write: tuple[RemoteWrite, ...] = ()
@@ -425,6 +503,16 @@ TEST_CONFIG = replace(
         repeat_interval="1h",
         resolve_timeout="10s",
     ),
+    # postgres_exporter 0.11 takes about a second to answer while PostgreSQL is down; a 1s
+    # timeout would take that for the exporter being down, and PostgresDown would never fire.
+    postgres=replace(CONFIG.postgres, scrape_interval="2s", scrape_timeout="2s"),
+    # Ages the end-to-end tests can reach in seconds on a throwaway PostgreSQL.
+    thresholds=replace(
+        CONFIG.thresholds,
+        postgres_transaction_age_seconds=3.0,
+        postgres_idle_in_transaction_seconds=3.0,
+        postgres_lock_wait_seconds=2.0,
+    ),
 )
 
 # What `docker compose up` runs (docker-compose.yml mounts `build.py --profile compose
@@ -436,6 +524,7 @@ COMPOSE_CONFIG = replace(
     profile="compose",
     services=tuple(replace(s, targets=("api:8000",)) for s in CONFIG.services),
     targets=Targets(alertmanager=("alertmanager:9093",)),
+    postgres=replace(CONFIG.postgres, targets=("postgres-exporter:9187",)),
     notifications=replace(CONFIG.notifications, smarthost="mailpit:1025"),
 )
 

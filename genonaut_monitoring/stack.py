@@ -7,8 +7,10 @@
 Starts Prometheus and Alertmanager (Debian packages) with configs built for
 the ports chosen here, a real SMTP server that keeps every email it receives,
 a stand-in for Slack's incoming webhook, and (unless ``--no-demo``) the demo
-API. Prints the URLs and stops everything on Ctrl-C. Grafana is the one part
-that needs Docker: ``docker compose up`` runs the whole stack with it.
+API, on a throwaway PostgreSQL watched by postgres_exporter when both are
+installed (:mod:`~genonaut_monitoring.pgstack`). Prints the URLs and stops
+everything on Ctrl-C. Grafana is the one part that needs Docker: ``docker
+compose up`` runs the whole stack with it.
 
 The end-to-end tests drive the same :class:`Stack`::
 
@@ -32,12 +34,14 @@ from typing import Any, TypeVar
 
 import requests
 
-from genonaut_monitoring import builder, config
+from genonaut_monitoring import builder, config, pgstack
 from genonaut_monitoring.processes import Process, StackError, find_binary, free_port
 from genonaut_monitoring.standins import SlackStandIn, SmtpCatcher
 
 # "api" is the demo API; without it the stack scrapes the services' own targets.
 COMPONENTS = frozenset({"api", "prometheus", "alertmanager", "smtp", "slack"})
+# Started when asked for (pgstack): a throwaway PostgreSQL and postgres_exporter.
+KNOWN_COMPONENTS = COMPONENTS | pgstack.COMPONENTS
 DEMO_APP = "genonaut_monitoring.exporters.demo:app"
 T = TypeVar("T")
 
@@ -63,11 +67,12 @@ class Stack:
         preferred_ports: bool = False,
         slack_webhook_url: str | None = None,
         own_targets: bool = False,
+        postgres_settings: Mapping[str, str] | None = None,
     ) -> None:
-        unknown = set(components) - COMPONENTS
+        unknown = set(components) - KNOWN_COMPONENTS
         if unknown:
             raise ValueError(
-                f"unknown components {sorted(unknown)}: choose from {sorted(COMPONENTS)}"
+                f"unknown components {sorted(unknown)}: choose from {sorted(KNOWN_COMPONENTS)}"
             )
         self.workdir = Path(workdir).resolve()
         self.out = self.workdir / "out"
@@ -84,12 +89,15 @@ class Stack:
             prometheus=pick(ports.prometheus),
             alertmanager=pick(ports.alertmanager),
             mail_smtp=pick(ports.mail_smtp),
+            postgres_exporter=pick(ports.postgres_exporter),
         )
         self.slack_port = free_port()
         self.cfg = self._config(cfg)
         self.processes: dict[str, Process] = {}
         self.smtp: SmtpCatcher | None = None
         self.slack: SlackStandIn | None = None
+        # The throwaway PostgreSQL and postgres_exporter, when asked for.
+        self.pg = pgstack.PostgresParts(self, postgres_settings)
         self._stopped = False
 
     # -- configuration --
@@ -104,10 +112,18 @@ class Stack:
         if not self.own_targets:
             api = (f"127.0.0.1:{self.ports.api}",)
             services = (replace(services[0], targets=api), *services[1:])
+        postgres = cfg.postgres
+        if pgstack.EXPORTER in self.components:
+            exporter = (f"127.0.0.1:{self.ports.postgres_exporter}",)
+            postgres = replace(postgres, targets=exporter)
+        elif not self.own_targets:
+            # No exporter here: no scrape job, and no alert about a missing one.
+            postgres = replace(postgres, targets=())
         return replace(
             cfg,
             ports=self.ports,
             services=services,
+            postgres=postgres,
             targets=replace(cfg.targets, alertmanager=(f"127.0.0.1:{self.ports.alertmanager}",)),
             notifications=replace(
                 cfg.notifications,
@@ -154,6 +170,10 @@ class Stack:
         if "slack" in self.components and self.slack_webhook_url is None:
             self.slack = SlackStandIn(self.slack_port, self.workdir / "slack")
             self.slack.start()
+        if pgstack.SERVER in self.components:
+            self.pg.start_server()
+        if pgstack.EXPORTER in self.components:
+            self.pg.start_exporter()
         if "api" in self.components:
             self._start("api", self._api_args(), self._api_env())
             self._wait_http("api", f"{self.api_url}/health", timeout=120)
@@ -171,6 +191,7 @@ class Stack:
         self._stopped = True
         for name in reversed(list(self.processes)):
             self.processes[name].stop()
+        self.pg.stop()
         for service in (self.slack, self.smtp):
             if service is not None:
                 service.stop()
@@ -197,6 +218,9 @@ class Stack:
 
     def _api_env(self) -> dict[str, str]:
         env = dict(os.environ)
+        own_database = self.pg.database_url()
+        if own_database is not None:
+            env["DATABASE_URL"] = own_database
         env.setdefault("DATABASE_URL", f"sqlite:///{self.workdir / 'demo.db'}")
         env.setdefault("DEMO_SEED_ROWS", "20000")
         if self.api_workers > 1:
@@ -289,6 +313,7 @@ class Stack:
             )
         if self.slack is not None:
             urls["Slack stand-in"] = f"{self.slack.url} (payloads in {self.workdir / 'slack'})"
+        urls.update(self.pg.urls())
         return urls
 
 
@@ -325,10 +350,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     components = COMPONENTS - ({"api"} if args.no_demo else set())
+    postgres, note = pgstack.components_for_up(args.no_postgres, demo=not args.no_demo)
+    if note:
+        print(f"note: {note}", flush=True)
     stack = Stack(
         args.workdir,
         cfg=cfg,
-        components=components,
+        components=components | postgres,
         api_env={"DEMO_SEED_ROWS": str(args.seed_rows), "DEMO_FAULTS": "1" if args.faults else "0"},
         api_workers=args.workers,
         preferred_ports=True,

@@ -17,6 +17,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from genonaut_monitoring import builder  # noqa: E402
+from genonaut_monitoring.pgserver import find_bin  # noqa: E402
 from genonaut_monitoring.processes import free_port as free_port  # noqa: E402  (re-exported)
 
 # Debian package that provides each system tool the tests use.
@@ -25,6 +26,7 @@ TOOL_PACKAGES = {
     "docker-compose": "docker-compose",
     "initdb": "postgresql",
     "pg_ctl": "postgresql",
+    "postgres": "postgresql",
 }
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -32,10 +34,7 @@ IN_CI = os.environ.get("CI", "").lower() == "true"
 
 def require_tool(name: str) -> str:
     """Path of a system tool; skip the test without it, or fail under CI=true."""
-    path = shutil.which(name)
-    if path is None and name in ("initdb", "pg_ctl"):
-        found = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"))
-        path = str(found[-1]) if found else None
+    path = find_bin(name) if name in ("initdb", "pg_ctl", "postgres") else shutil.which(name)
     if path is None:
         package = TOOL_PACKAGES.get(name, name)
         reason = f"{name} is not installed: apt-get install --no-install-recommends {package}"

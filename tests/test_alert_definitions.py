@@ -143,7 +143,8 @@ def test_a_metric_outside_the_catalogue_is_reported_with_the_alert_name(
     problems = alerts.definition_problems(config.CONFIG)
     assert (
         "alert ApiBroken (prometheus/rules/http.yml): metric 'http_requests_totl' is not in the "
-        "catalogue (exporters/catalogue.py) nor produced by a recording rule"
+        "catalogue (exporters/catalogue.py), nor recorded from another exporter "
+        "(exporters/*.json), nor produced by a recording rule"
     ) in problems
     assert "alert ApiBroken: RUNBOOK.md has no '## ApiBroken' section" in problems
 

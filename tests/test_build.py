@@ -82,14 +82,33 @@ def test_prometheus_yml(out: Path) -> None:
     assert data["alerting"] == {
         "alertmanagers": [{"static_configs": [{"targets": ["localhost:9093"]}]}]
     }
-    api, own = data["scrape_configs"]
+    api, postgres, own = data["scrape_configs"]
     assert api == {
         "job_name": "genonaut-api",
         "scrape_interval": "5s",
         "metrics_path": "/metrics",
         "static_configs": [{"targets": ["localhost:8000"]}],
     }
+    # The exporter's address only: its connection string stays in its environment.
+    assert postgres == {
+        "job_name": CFG.postgres.job,
+        "static_configs": [{"targets": list(CFG.postgres.targets)}],
+    }
     assert own["job_name"] == "prometheus"
+
+
+def test_without_postgres_targets_there_is_no_postgres_job_nor_alert(tmp_path: Path) -> None:
+    from genonaut_monitoring import alerts
+
+    cfg = replace(CFG, postgres=replace(CFG.postgres, targets=()))
+    builder.build(cfg, tmp_path / "out")
+    jobs = [
+        job["job_name"]
+        for job in load(tmp_path / "out", "prometheus/prometheus.yml")["scrape_configs"]
+    ]
+    assert CFG.postgres.job not in jobs
+    assert not any(a.name.startswith("Postgres") for a in alerts.all_alerts(cfg))
+    assert any(a.name.startswith("Postgres") for a in alerts.all_alerts(CFG))
 
 
 def test_test_profile_uses_its_short_intervals(tmp_path: Path) -> None:
@@ -169,6 +188,7 @@ def test_json_is_sorted_indented_and_ends_with_a_newline(out: Path) -> None:
         "genonaut-database.json",
         "genonaut-main.json",
         "genonaut-pagination.json",
+        "genonaut-postgres.json",
     ]
     for path in files:
         text = path.read_text()

@@ -18,7 +18,8 @@ import pytest
 import yaml
 
 from genonaut_monitoring import builder as build
-from genonaut_monitoring import config
+from genonaut_monitoring import config, pgexporter
+from genonaut_monitoring.exporters import external
 from tests.conftest import ROOT, require_tool
 
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -26,6 +27,7 @@ COMPOSE_FILE = ROOT / "docker-compose.yml"
 ENV = {
     "GRAFANA_ADMIN_PASSWORD": "grafana-test-password",
     "POSTGRES_PASSWORD": "postgrestestpassword",
+    "POSTGRES_MONITOR_PASSWORD": "monitortestpassword",
     "SLACK_WEBHOOK_URL": "http://slack.invalid/services/T0/B0/test",
 }
 REFUSING_SLACK_URL = "http://127.0.0.1:9/slack-webhook-not-configured"
@@ -138,7 +140,9 @@ def test_compose_file_is_valid_with_the_env_example_variables_set(
     assert result.stdout == ""
 
 
-@pytest.mark.parametrize("variable", ["GRAFANA_ADMIN_PASSWORD", "POSTGRES_PASSWORD"])
+@pytest.mark.parametrize(
+    "variable", ["GRAFANA_ADMIN_PASSWORD", "POSTGRES_PASSWORD", "POSTGRES_MONITOR_PASSWORD"]
+)
 def test_compose_refuses_to_start_without_a_required_password(
     variable: str, compose_out: Path, tmp_path: Path
 ) -> None:
@@ -167,6 +171,7 @@ def test_env_example_names_every_variable_the_compose_file_reads(raw: dict[str, 
         == {
             "GRAFANA_ADMIN_PASSWORD",
             "POSTGRES_PASSWORD",
+            "POSTGRES_MONITOR_PASSWORD",
             "SLACK_WEBHOOK_URL",
             "DEMO_SEED_ROWS",
             "DEMO_FAULTS",
@@ -175,7 +180,7 @@ def test_env_example_names_every_variable_the_compose_file_reads(raw: dict[str, 
     )
     # The example must not carry a password either: the stack refuses empty ones.
     for line in example.splitlines():
-        if line.startswith(("GRAFANA_ADMIN_PASSWORD=", "POSTGRES_PASSWORD=", "SLACK_WEBHOOK")):
+        if line.startswith(("GRAFANA_ADMIN_PASSWORD=", "POSTGRES_", "SLACK_WEBHOOK")):
             assert line.endswith("="), line
 
 
@@ -191,6 +196,8 @@ def test_every_bind_mounted_host_path_exists_after_a_build(
         for target, source in binds(service).items()
     }
     assert mounted == {
+        ("postgres", "/docker-entrypoint-initdb.d"): compose_out / "postgres/initdb",
+        ("postgres-exporter", "/etc/postgres-exporter"): compose_out / "postgres-exporter",
         ("prometheus", "/etc/prometheus"): compose_out / "prometheus",
         ("alertmanager", "/etc/alertmanager/alertmanager.yml"): compose_out
         / "alertmanager/alertmanager.yml",
@@ -251,7 +258,15 @@ def test_prometheus_rule_files_and_targets_resolve_inside_the_stack(
         for target in static["targets"]
     ]
     assert api_targets == ["api:8000"]
-    for target in [*alertmanagers, *api_targets]:
+    postgres_targets = [
+        target
+        for job in generated["scrape_configs"]
+        if job["job_name"] == config.COMPOSE_CONFIG.postgres.job
+        for static in job["static_configs"]
+        for target in static["targets"]
+    ]
+    assert postgres_targets == ["postgres-exporter:9187"]
+    for target in [*alertmanagers, *api_targets, *postgres_targets]:
         host, port = target.split(":")
         assert host in services, f"{target}: no compose service {host!r}"
         assert f"http://127.0.0.1:{port}/" in " ".join(services[host]["healthcheck"]["test"])
@@ -360,6 +375,7 @@ def test_compose_profile_differs_from_the_default_only_in_addresses() -> None:
         profile="compose",
         services=(replace(config.CONFIG.services[0], targets=("api:8000",)),),
         targets=replace(config.CONFIG.targets, alertmanager=("alertmanager:9093",)),
+        postgres=replace(config.CONFIG.postgres, targets=("postgres-exporter:9187",)),
         notifications=replace(config.CONFIG.notifications, smarthost="mailpit:1025"),
     )
     assert compose == expected
@@ -373,6 +389,10 @@ def test_every_image_is_pinned_to_a_version(raw: dict[str, Any]) -> None:
     assert images == {
         "api": "genonaut-monitoring-demo:0.1.0",
         "postgres": "postgres:15.13",
+        # The release the metric fixture was recorded from (exporters/postgres_exporter.json).
+        "postgres-exporter": (
+            f"quay.io/prometheuscommunity/postgres-exporter:v{external.load('postgres_exporter')['version']}"
+        ),
         "prometheus": "prom/prometheus:v2.53.4",
         "alertmanager": "prom/alertmanager:v0.25.0",
         "grafana": "grafana/grafana:11.6.0",
@@ -408,6 +428,7 @@ def test_every_service_has_a_healthcheck_and_waits_for_healthy_dependencies(
     assert depends == {
         "api": {"postgres": "service_healthy"},
         "postgres": {},
+        "postgres-exporter": {"postgres": "service_healthy"},
         "prometheus": {"alertmanager": "service_healthy"},
         "alertmanager": {"mailpit": "service_healthy"},
         "grafana": {
@@ -449,9 +470,41 @@ def test_the_api_reaches_postgres_with_the_password_from_env(resolved: dict[str,
     assert api["LOG_FORMAT"] == "json"
 
 
+def test_the_exporter_logs_in_as_the_monitoring_role_from_env(resolved: dict[str, Any]) -> None:
+    services = resolved["services"]
+    exporter = services["postgres-exporter"]["environment"]
+    postgres = services["postgres"]["environment"]
+    assert exporter == {
+        "DATA_SOURCE_URI": f"postgres:5432/{postgres['POSTGRES_DB']}?sslmode=disable",
+        "DATA_SOURCE_USER": config.COMPOSE_CONFIG.postgres.monitor_role,
+        "DATA_SOURCE_PASS": ENV["POSTGRES_MONITOR_PASSWORD"],
+    }
+    # The init script that creates the role reads the same password.
+    assert postgres["POSTGRES_MONITOR_PASSWORD"] == ENV["POSTGRES_MONITOR_PASSWORD"]
+
+
+def test_postgres_loads_what_the_exporter_queries_and_runs_the_role_script(
+    resolved: dict[str, Any], compose_out: Path
+) -> None:
+    services = resolved["services"]
+    command = services["postgres"]["command"]
+    assert command[0] == "postgres"
+    settings = dict(arg.split("=", 1) for arg in command[2::2])
+    assert command[1::2] == ["-c"] * len(settings)
+    assert settings == pgexporter.SERVER_SETTINGS
+    (script,) = glob_in_container(services["postgres"], "/docker-entrypoint-initdb.d/*.sh")
+    assert script.read_text() == pgexporter.init_script(config.COMPOSE_CONFIG)
+    # The exporter reads the query file that includes pg_stat_statements.
+    exporter = services["postgres-exporter"]
+    (flag,) = [arg for arg in exporter["command"] if arg.startswith("--extend.query-path=")]
+    queries = host_path(exporter, flag.split("=", 1)[1])
+    assert queries == compose_out / pgexporter.QUERIES_WITH_STATEMENTS
+    assert "pg_stat_statements" in yaml.safe_load(queries.read_text())
+
+
 def _secret_like(environment: dict[str, str]) -> Iterator[tuple[str, str]]:
     for name, value in environment.items():
-        if re.search(r"PASSWORD|SECRET|TOKEN|WEBHOOK|DATABASE_URL", name):
+        if re.search(r"PASSWORD|SECRET|TOKEN|WEBHOOK|DATABASE_URL|DATA_SOURCE_PASS", name):
             yield name, str(value)
 
 

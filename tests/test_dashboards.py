@@ -390,13 +390,21 @@ def test_house_defaults_are_stamped(boards: dict[str, Board]) -> None:
         assert board["time"] == {"from": CFG.grafana.time_from, "to": "now"}
         ids = [p["id"] for p in board["panels"]]
         assert ids == list(range(1, len(ids) + 1))
-        (link,) = board["links"]
+        link, *own = board["links"]
         assert (link["type"], link["tags"], link["keepTime"], link["includeVars"]) == (
             "dashboards",
             [CFG.grafana.tags[0]],
             True,
             True,
         )
+        assert all(extra["type"] == "link" for extra in own), key
+
+
+def test_database_and_postgres_dashboards_link_to_each_other(boards: dict[str, Board]) -> None:
+    for key, other in (("database", "postgres"), ("postgres", "database")):
+        links = [link for link in boards[key]["links"] if link["type"] == "link"]
+        assert [link["url"] for link in links] == [f"/d/{UIDS[other]}"], key
+        assert links[0]["keepTime"] is True
 
 
 def test_variables(boards: dict[str, Board]) -> None:
@@ -404,7 +412,9 @@ def test_variables(boards: dict[str, Board]) -> None:
         "main": ["datasource", "job", "instance", "route"],
         "pagination": ["datasource", "job", "instance", "route"],
         "database": ["datasource", "job", "instance"],
+        "postgres": ["datasource", "job", "instance", "datname"],
     }
+    jobs = {key: CFG.jobs[0] for key in expected} | {"postgres": CFG.postgres.job}
     for key, board in boards.items():
         variables = {v["name"]: v for v in board["templating"]["list"]}
         assert list(variables) == expected[key]
@@ -414,7 +424,7 @@ def test_variables(boards: dict[str, Board]) -> None:
             "prometheus",
             CFG.grafana.prometheus_uid,
         )
-        assert variables["job"]["current"]["value"] == CFG.jobs[0]
+        assert variables["job"]["current"]["value"] == jobs[key]
         assert variables["instance"]["query"].startswith("label_values(")
         assert variables["instance"]["query"].endswith('{job="$job"}, instance)')
         assert variables["instance"]["datasource"] == {
@@ -680,7 +690,8 @@ def test_checks_collect_every_problem_before_failing() -> None:
         "count groups by 'colour', which none of its metrics has (they have: instance, job, "
         "method, route, status)",
         f"{where}, panel {first!r}: expression 'nope_total': metric 'nope_total' is not in the "
-        "catalogue (exporters/catalogue.py) nor produced by a recording rule",
+        "catalogue (exporters/catalogue.py), nor recorded from another exporter "
+        "(exporters/*.json), nor produced by a recording rule",
         f"{where}, panel {second!r}: has no description; say what a developer is looking at",
         f"{where}, panel {third!r}: has no unit (fieldConfig.defaults.unit)",
     ]

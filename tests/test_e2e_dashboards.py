@@ -1,4 +1,5 @@
-"""Every query of every dashboard panel returns data from a real Prometheus scraping the demo API.
+"""Every query of every dashboard panel returns data from a real Prometheus scraping the demo API
+and postgres_exporter.
 
 The demo API runs with fault routes and every query counted as slow; a short,
 bounded load on 127.0.0.1 exercises each series the panels read. Template
@@ -19,12 +20,12 @@ import httpx
 import pytest
 import requests
 
-from genonaut_monitoring import config
+from genonaut_monitoring import config, pgstack
 from genonaut_monitoring.dashboards.checks import BUILTIN_VARIABLES
 from genonaut_monitoring.stack import Stack
 from tests.conftest import require_tool
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.postgres]
 
 CFG = config.TEST_CONFIG
 LOAD_SECONDS = 12.0
@@ -174,9 +175,13 @@ def panel_queries(stack: Stack, start: float, end: float) -> list[tuple[str, str
 
 
 def test_every_panel_query_returns_data(tmp_path: Path) -> None:
-    require_tool("prometheus")
+    for tool in ("prometheus", "prometheus-postgres-exporter", "initdb"):
+        require_tool(tool)
     api_env = {"DEMO_FAULTS": "1", "SLOW_QUERY_SECONDS": "0", "DEMO_SEED_ROWS": "20000"}
-    with Stack(tmp_path, cfg=CFG, components={"api", "prometheus"}, api_env=api_env) as stack:
+    # The demo on the stack's own PostgreSQL, which postgres_exporter watches: the
+    # PostgreSQL dashboard's panels need data as much as the others.
+    components = {"api", "prometheus", *pgstack.COMPONENTS}
+    with Stack(tmp_path, cfg=CFG, components=components, api_env=api_env) as stack:
         start = time.time()
         stack.wait_for(lambda: stack.query('up{job="genonaut-api"} == 1'), 30, "first API scrape")
         run_load(stack.api_url)

@@ -63,6 +63,7 @@ def test_one_resource_per_rule_group_service_and_dashboard(built: Path) -> None:
             for g in alerts.groups(CFG)
         },
         **{f"service-monitors/{s.name}.yaml": ("ServiceMonitor", s.name) for s in CFG.services},
+        f"service-monitors/{CFG.postgres.job}.yaml": ("ServiceMonitor", CFG.postgres.job),
         **{
             f"grafana-dashboards/{uid}.yaml": ("ConfigMap", f"grafana-dashboard-{uid}")
             for uid in CFG.grafana.dashboard_uids.values()

@@ -344,10 +344,18 @@ def test_engine_is_handed_to_the_database_listeners(
     calls: list[tuple[object, float, str | None]] = []
     fake_db = types.ModuleType("genonaut_monitoring.exporters.db")
 
+    tagged: list[bool] = []
+
     def instrument_engine(
-        engine: object, *, metrics: object, slow_query_seconds: float, name: str | None = None
+        engine: object,
+        *,
+        metrics: object,
+        slow_query_seconds: float,
+        name: str | None = None,
+        sql_comments: bool = False,
     ) -> None:
         calls.append((engine, slow_query_seconds, name))
+        tagged.append(sql_comments)
 
     fake_db.instrument_engine = instrument_engine  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "genonaut_monitoring.exporters.db", fake_db)
@@ -362,3 +370,7 @@ def test_engine_is_handed_to_the_database_listeners(
         ("c", default, None),
         ("d", default, "reads"),
     ]
+    # Statement tagging is off unless asked for.
+    assert tagged == [False] * 4
+    instrument(items_app(), registry=registry, engine="e", sql_comments=True)
+    assert tagged[-1] is True

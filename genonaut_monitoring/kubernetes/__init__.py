@@ -4,7 +4,8 @@
 ``kubectl apply -k DIR``:
 
 - ``prometheus-rules/<group>.yaml``: a PrometheusRule per rule group area;
-- ``service-monitors/<service>.yaml``: a ServiceMonitor per ``config.services`` entry;
+- ``service-monitors/<service>.yaml``: a ServiceMonitor per ``config.services`` entry,
+  and one for postgres_exporter (``config.postgres``) unless it has no targets;
 - ``alertmanager/genonaut.yaml``: an AlertmanagerConfig with alertmanager.yml's routes,
   receivers and inhibition rules, secrets referenced from Secrets;
 - ``alertmanager/genonaut-alertmanager-templates.yaml``: the notification templates;
@@ -60,6 +61,14 @@ def outputs(cfg: config.Config) -> Outputs:
         resource = manifests.service_monitor(cfg, service)
         where = f"service {service.name!r} (config services[{index}].name)"
         made[f"{manifests.MONITORS_DIR}/{service.name}.yaml"] = (document(resource), where)
+    exporter = cfg.postgres.as_service(cfg.intervals)
+    if exporter is not None:
+        # The PostgreSQL alerts select the exporter's job: something must scrape it.
+        path = f"{manifests.MONITORS_DIR}/{exporter.name}.yaml"
+        if path in made:
+            problems.append(f"config postgres.job {exporter.name!r} is also a service's name")
+        resource = manifests.service_monitor(cfg, exporter)
+        made[path] = (document(resource), f"postgres_exporter {exporter.name!r} (postgres.job)")
     try:
         resource = manifests.alertmanager_config(cfg, files["alertmanager/alertmanager.yml"])
         made[f"{manifests.ALERTING_DIR}/{manifests.ALERTMANAGER_CONFIG}.yaml"] = (
