@@ -82,6 +82,18 @@ preview: $(STAMP) ## Draw every dashboard panel from the running Prometheus into
 export: $(STAMP) ## Export the last hour of every dashboard panel's series to CSV and JSON
 	$(BIN)/python -m scripts.export_metrics --start -1h --csv metrics.csv --json metrics.json
 
+FIXTURES := tests/fixtures/backtest
+BACKTEST_FILES ?= $(FIXTURES)/healthy.om.xz $(FIXTURES)/incidents.om.xz
+
+.PHONY: backtest
+backtest: $(STAMP) ## Replay recorded days through the generated rules: what fires, budget spent
+	@for f in $(BACKTEST_FILES); do $(BIN)/genonaut-monitoring backtest $$f $(BACKTEST_ARGS) || exit 1; echo; done
+
+.PHONY: record-fixtures
+record-fixtures: $(STAMP) ## Re-record the backtest fixtures from the demo under load (about 50 minutes)
+	$(BIN)/python -m scripts.record_demo_day healthy --out $(FIXTURES)/healthy.om.xz
+	$(BIN)/python -m scripts.record_demo_day incidents --out $(FIXTURES)/incidents.om.xz
+
 .PHONY: e2e
 e2e: $(STAMP) ## Only the end-to-end tests (real Prometheus, Alertmanager, SMTP, demo API)
 	$(BIN)/python -m pytest -m e2e $(PYTEST_ARGS)

@@ -30,6 +30,7 @@ from genonaut_monitoring.alerts import (
     pagination,
     postgres,
     recording,
+    slo,
     unittests,
 )
 from genonaut_monitoring.alerts.model import Alert, Group, Record
@@ -48,6 +49,7 @@ def groups(cfg: config.Config) -> list[Group]:
         pagination.group(cfg),
         database.group(cfg),
         meta.group(cfg),
+        *([slo.group(cfg)] if cfg.slos else []),
     ]
     if cfg.postgres.targets:
         # Without an exporter to scrape, PostgresExporterMissing would fire for ever.
@@ -71,7 +73,11 @@ def group_of(cfg: config.Config) -> dict[str, Group]:
 
 def recorded_series(cfg: config.Config) -> dict[str, frozenset[str]]:
     """Recording-rule name -> the labels its series keep (for catalogue.check_expression)."""
-    return {record.name: record.keeps for record in recording.rules(cfg)}
+    found: dict[str, frozenset[str]] = {}
+    for group in groups(cfg):
+        for record in group.records:
+            found[record.name] = found.get(record.name, frozenset()) | record.keeps
+    return found
 
 
 def rule_path(group: Group) -> str:
@@ -111,17 +117,18 @@ def outputs(cfg: config.Config) -> dict[str, bytes]:
 
 def definition_problems(cfg: config.Config) -> list[str]:
     """House rules and the metric contract, checked on the definitions themselves."""
-    problems: list[str] = []
+    problems: list[str] = slo.problems(cfg)
     extra = recorded_series(cfg)
-    seen: set[str] = set()
+    seen: set[object] = set()
     runbook = RUNBOOK.read_text() if RUNBOOK.exists() else ""
     for group in groups(cfg):
         for rule in group.rules:
             problems.extend(rule.problems())
             kind = "alert" if isinstance(rule, Alert) else "recording rule"
-            if rule.name in seen:
+            identity = rule.identity if isinstance(rule, Record) else rule.name
+            if identity in seen:
                 problems.append(f"{kind} {rule.name}: defined twice")
-            seen.add(rule.name)
+            seen.add(identity)
             for problem in catalogue.check_expression(rule.expr, extra):
                 problems.append(f"{kind} {rule.name} ({rule_path(group)}): {problem}")
             if isinstance(rule, Alert):

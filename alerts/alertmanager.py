@@ -5,7 +5,7 @@ from __future__ import annotations
 import jinja2
 
 from genonaut_monitoring import PACKAGE_DIR, config
-from genonaut_monitoring.alerts import routing
+from genonaut_monitoring.alerts import routing, slo
 
 TEMPLATES = PACKAGE_DIR / "provisioning" / "alertmanager"
 
@@ -44,6 +44,8 @@ def config_yaml(cfg: config.Config) -> str:
         watchdog=routing.WATCHDOG,
         watchdog_receiver=routing.WATCHDOG_RECEIVER,
         target_down=routing.TARGET_DOWN,
+        slo_page=slo.FAST_BURN,
+        slo_ticket=slo.SLOW_BURN,
         severity_routes=[
             {"receiver": receiver, "matcher": routing.severity_matcher(severities)}
             for receiver, severities in routing.RECEIVER_SEVERITIES

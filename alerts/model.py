@@ -94,12 +94,22 @@ class Alert:
 
 @dataclass(frozen=True)
 class Record:
-    """One recording rule; ``why`` becomes the comment above it in the rule file."""
+    """One recording rule; ``why`` becomes the comment above it in the rule file.
+
+    ``labels`` are set on every series it writes, so several rules can write one name
+    apart (the SLO rules: one per SLO, told apart by ``slo``).
+    """
 
     name: str
     expr: str
     keeps: frozenset[str]
     why: str
+    labels: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def identity(self) -> tuple[str, tuple[tuple[str, str], ...]]:
+        """What two rules must not share: the series name and the labels the rule sets."""
+        return self.name, tuple(sorted(self.labels.items()))
 
     def problems(self) -> list[str]:
         """Ways this recording rule breaks the naming convention."""

@@ -45,7 +45,8 @@ def _indent(text: str, prefix: str) -> str:
 def rule_dict(cfg: config.Config, rule: Alert | Record, ids: links.PanelIds) -> dict[str, Any]:
     """One rule as Prometheus reads it, keys in the conventional order."""
     if isinstance(rule, Record):
-        return {"record": rule.name, "expr": rule.expr}
+        labels = {"labels": dict(sorted(rule.labels.items()))} if rule.labels else {}
+        return {"record": rule.name, "expr": rule.expr, **labels}
     return {
         "alert": rule.name,
         "expr": rule.expr,

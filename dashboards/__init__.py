@@ -21,7 +21,7 @@ import grafanalib.core as g
 from grafanalib._gen import DashboardEncoder
 
 from genonaut_monitoring import config
-from genonaut_monitoring.dashboards import database, main, pagination, postgres
+from genonaut_monitoring.dashboards import database, main, pagination, postgres, slo
 from genonaut_monitoring.dashboards.checks import (
     check_dashboards,
     load_datasources,
@@ -38,6 +38,7 @@ DASHBOARDS: dict[str, Builder] = {
     "pagination": pagination.dashboard,
     "database": database.dashboard,
     "postgres": postgres.dashboard,
+    "slo": slo.dashboard,
 }
 
 DASHBOARD_DIR = "grafana/dashboards"

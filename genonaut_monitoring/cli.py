@@ -4,6 +4,8 @@
     genonaut-monitoring build --check            # exit 1 when the output is stale
     genonaut-monitoring build --target kubernetes --out k8s   # then: kubectl apply -k k8s
     genonaut-monitoring up --config monitoring.toml --no-demo
+    genonaut-monitoring record --start -24h --out day.om.xz   # history from a Prometheus
+    genonaut-monitoring backtest day.om.xz        # what the rules would have fired on it
 
 ``python build.py`` in the project's repository runs the same ``build``.
 """
@@ -163,7 +165,7 @@ def _run_up(args: argparse.Namespace) -> int:
 
 
 # The extra that brings the modules each command needs (pip install 'genonaut-monitoring[X]').
-EXTRAS = {"build": "build", "up": "stack"}
+EXTRAS = {"build": "build", "up": "stack", "record": "stack", "backtest": "stack"}
 EXTRA_MODULES = frozenset(
     {
         "grafanalib",
@@ -191,7 +193,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_build_options(build, Path("out"))
     build.set_defaults(run=run_build, rerun="genonaut-monitoring build")
     add_up_parser(commands)
-    args = parser.parse_args(argv)
+    from genonaut_monitoring import backtest_report, record
+
+    record.add_parser(commands)
+    backtest_report.add_parser(commands)
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(record.join_time_options(args_list))
     try:
         return int(args.run(args))
     except ModuleNotFoundError as exc:

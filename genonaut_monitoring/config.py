@@ -154,6 +154,21 @@ BaseUrl = Annotated[
         re.compile(r"https?://[^\s/]+(/\S*[^\s/])?"),
     ),
 ]
+# The slo label of every SLO series and alert: lower-case words joined by '-'.
+SloName = Annotated[
+    str,
+    Rule(
+        "lower-case words joined by '-', such as api-availability",
+        re.compile(r"[a-z][a-z0-9]*(?:-[a-z0-9]+)*"),
+    ),
+]
+# What an SLO counts as a good request (see Slo).
+SliKind = Annotated[str, Rule("availability or latency", re.compile(r"availability|latency"))]
+# An SLO's objective: 1 would leave no error budget at all.
+Objective = Annotated[
+    float, Rule("a ratio above 0 and at most 0.99999 (0.995 is 99.5%)", (1e-9, 0.99999))
+]
+Factor = Annotated[float, Rule("a burn-rate factor above 0, such as 14.4", (1e-9, None))]
 
 # Goes into SQL unquoted-safe: lower case, so no identifier quoting can change its meaning.
 SqlName = Annotated[
@@ -283,6 +298,7 @@ class Grafana:
             "pagination": "genonaut-pagination",
             "database": "genonaut-database",
             "postgres": "genonaut-postgres",
+            "slo": "genonaut-slo",
         }
     )
     # Where Grafana reaches each datasource (datasources.yaml); compose service names.
@@ -325,6 +341,62 @@ class Service:
     selector: Labels | None = None
     # ...and the Service's namespace (None: Kubernetes.namespace, beside the monitoring).
     namespace: DnsLabel | None = None
+
+
+@dataclass(frozen=True)
+class Slo:
+    """A service level objective: the share of one service's requests that must be good.
+
+    ``sli`` says what good means: ``availability`` (not answered with a 5xx status) or
+    ``latency`` (answered within ``latency_seconds``, which must be a bucket boundary of
+    the request-duration histogram). ``routes`` (route templates) or ``route_regex``
+    narrow it to a group of routes; neither means every route. Each SLO gets SLI
+    recording rules, the burn-rate alerts of SloAlerting and a row on the SLO dashboard.
+    """
+
+    name: SloName
+    sli: SliKind
+    objective: Objective
+    # A name from Config.services: the Prometheus job whose requests count. None: the
+    # first service, so renaming the one service of a project keeps its SLOs working.
+    service: Name | None = None
+    latency_seconds: Seconds | None = None
+    routes: tuple[str, ...] = ()
+    route_regex: str = ""
+
+
+@dataclass(frozen=True)
+class BurnRate:
+    """One multi-window burn-rate condition: both windows burn budget faster than ``factor``.
+
+    A burn rate of 1 spends exactly the error budget over SloAlerting.period; the
+    long window makes a short blip harmless, the short one lets the alert end soon
+    after the burn does (the SRE workbook's "multiwindow, multi-burn-rate alerts").
+    """
+
+    long: Duration
+    short: Duration
+    factor: Factor
+
+
+@dataclass(frozen=True)
+class SloAlerting:
+    """How the SLO alerts read the error budget (SloErrorBudgetFastBurn, SloErrorBudgetSlowBurn).
+
+    The default factors are the SRE workbook's for a 30-day period: each is the share
+    of the budget spent within the long window, times period / long window.
+    """
+
+    # The period every objective holds over; the budget is (1 - objective) of its requests.
+    period: Duration = "30d"
+    # SloErrorBudgetFastBurn (critical, pages): 2% of the budget in 1h, or 5% in 6h.
+    page: tuple[BurnRate, ...] = (BurnRate("1h", "5m", 14.4), BurnRate("6h", "30m", 6.0))
+    # SloErrorBudgetSlowBurn (warning, a ticket): 10% of the budget in 1d, or 10% in 3d.
+    ticket: tuple[BurnRate, ...] = (BurnRate("1d", "2h", 3.0), BurnRate("3d", "6h", 1.0))
+    # `for` of each: the windows already smooth; this only skips one-evaluation artefacts
+    # (a counter reset, a target restart) and keeps a full outage paging within minutes.
+    page_for: Duration = "2m"
+    ticket_for: Duration = "15m"
 
 
 @dataclass(frozen=True)
@@ -469,6 +541,19 @@ class Config:
     grafana: Grafana = field(default_factory=Grafana)
     # The applications Prometheus scrapes, one job each (design note: the API on :8000).
     services: tuple[Service, ...] = (Service("genonaut-api", ("localhost:8000",)),)
+    # Service level objectives (design note: pagination performance is what matters):
+    # recording rules, SloErrorBudget* alerts and the SLO dashboard are generated from them.
+    slos: tuple[Slo, ...] = (
+        Slo("api-availability", "availability", 0.995),
+        Slo(
+            "pagination-latency",
+            "latency",
+            0.95,
+            latency_seconds=0.5,
+            routes=("/api/v1/content", "/api/v1/content/cursor"),
+        ),
+    )
+    slo_alerting: SloAlerting = field(default_factory=SloAlerting)
     targets: Targets = field(default_factory=Targets)
     postgres: Postgres = field(default_factory=Postgres)
     notifications: Notifications = field(default_factory=Notifications)
@@ -482,6 +567,10 @@ class Config:
     def jobs(self) -> tuple[str, ...]:
         """The Prometheus job of every service, in config order."""
         return tuple(service.name for service in self.services)
+
+    def slo_job(self, slo: Slo) -> str:
+        """The job whose requests ``slo`` counts: its service, or the first one."""
+        return slo.service or self.jobs[0]
 
 
 CONFIG = Config()

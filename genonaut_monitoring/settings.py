@@ -104,6 +104,7 @@ def _new(cls: Any, table: Any, where: str, problems: list[str]) -> Any:
     values = _fields(cls, table, f"{where}.", problems, None)
     for f in dataclasses.fields(cls):
         no_default = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        # A key given with a bad value is reported as bad already, not also as missing.
         if no_default and isinstance(table, Mapping) and f.name not in table:
             problems.append(f"{where}.{f.name}: required")
     return _INVALID if len(problems) > count else cls(**values)
@@ -241,7 +242,7 @@ def _nearest(word: str, choices: typing.Iterable[str]) -> str:
 
 
 def _whole_config_problems(cfg: Config) -> list[str]:
-    """Rules that span keys: unique service names, one service at least, uid lengths."""
+    """Rules that span keys: unique service names, one service at least, SLOs, uid lengths."""
     problems = []
     if not cfg.services:
         problems.append("services: needs at least one [[services]] entry (name, targets)")
@@ -255,6 +256,10 @@ def _whole_config_problems(cfg: Config) -> list[str]:
         seen.setdefault(service.name, index)
         if not service.targets:
             problems.append(f"services[{index}].targets: needs at least one host:port")
+    # SLOs: services that exist, thresholds on bucket boundaries, windows that fit.
+    from genonaut_monitoring.alerts import slo
+
+    problems.extend(slo.problems(cfg))
     for key, uid in sorted(cfg.grafana.dashboard_uids.items()):
         if not 0 < len(uid) <= 40:
             problems.append(

@@ -99,6 +99,11 @@ def test_alertmanager_config_takes_timing_from_config_and_no_secret() -> None:
             "target_matchers": ['alertname!~"ApiTargetDown|Watchdog"'],
             "equal": ["job", "instance"],
         },
+        {
+            "source_matchers": ['alertname="SloErrorBudgetFastBurn"'],
+            "target_matchers": ['alertname="SloErrorBudgetSlowBurn"'],
+            "equal": ["job", "slo"],
+        },
     ]
 
 

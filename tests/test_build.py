@@ -184,12 +184,8 @@ def test_output_is_readable_by_other_users_like_grafanas_container(tmp_path: Pat
 
 def test_json_is_sorted_indented_and_ends_with_a_newline(out: Path) -> None:
     files = sorted((out / "grafana/dashboards").glob("*.json"))
-    assert [f.name for f in files] == [
-        "genonaut-database.json",
-        "genonaut-main.json",
-        "genonaut-pagination.json",
-        "genonaut-postgres.json",
-    ]
+    uids = config.CONFIG.grafana.dashboard_uids.values()
+    assert [f.name for f in files] == sorted(f"{uid}.json" for uid in uids)
     for path in files:
         text = path.read_text()
         assert text == json.dumps(json.loads(text), sort_keys=True, indent=2) + "\n"

@@ -123,6 +123,8 @@ def _changed(value: Any) -> Any:
         return (dataclasses.replace(value[0], name=value[0].name + "-x"), *value[1:])
     if value == ():  # the one list empty by default: remote-write stores
         return (config.RemoteWrite(url="https://store.example/api/v1/push"),)
+    if isinstance(value, tuple) and len(value) > 1 and dataclasses.is_dataclass(value[0]):
+        return value[:-1]  # a list of tables (SLOs, burn rates): one fewer
     if isinstance(value, tuple) and value and ":" in str(value[0]):
         return (f"{value[0].split(':')[0]}:1234", *value[1:])
     if isinstance(value, tuple) and value and isinstance(value[0], str):

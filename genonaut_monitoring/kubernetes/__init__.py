@@ -44,7 +44,8 @@ def outputs(cfg: config.Config) -> Outputs:
     from genonaut_monitoring import alerts
 
     files = builder.render(cfg, "files")
-    whys = {r.name: r.why for group in alerts.groups(cfg) for r in group.records}
+    # By name and labels: several rules may write one name (the SLO rules, one per SLO).
+    whys = {r.identity: r.why for group in alerts.groups(cfg) for r in group.records}
     made: dict[str, tuple[str, str]] = {}  # path -> (text, where its name comes from)
     problems: list[str] = []
     for path, content in files.items():

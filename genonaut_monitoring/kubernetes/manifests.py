@@ -59,7 +59,7 @@ def document(resource: Mapping[str, Any], body: str = "") -> str:
     return HEADER + dump(head, sort_keys=False) + (body or (dump(rest) if rest else ""))
 
 
-def prometheus_rule(cfg: config.Config, rule_file: str, whys: Mapping[str, str]) -> str:
+def prometheus_rule(cfg: config.Config, rule_file: str, whys: Mapping[Any, str]) -> str:
     """A PrometheusRule holding one rule file's groups, named after its first group.
 
     Each group is evaluated at Intervals.evaluation_interval, as in prometheus.yml, and
@@ -82,8 +82,8 @@ def prometheus_rule(cfg: config.Config, rule_file: str, whys: Mapping[str, str])
         for rule in group["rules"]:
             if "alert" in rule:
                 rule["labels"] = dict(sorted({**rule.get("labels", {}), **namespace}.items()))
-            elif rule["record"] in whys:
-                lines.extend(f"        # {line}\n" for line in whys[rule["record"]].splitlines())
+            elif (key := (rule["record"], tuple(sorted(rule.get("labels", {}).items())))) in whys:
+                lines.extend(f"        # {line}\n" for line in whys[key].splitlines())
             lines.append(_indent(dump([rule], sort_keys=False), "        "))
     return document(head, "".join(lines))
 
