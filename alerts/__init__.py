@@ -22,6 +22,7 @@ from pathlib import Path
 from genonaut_monitoring import PACKAGE_DIR, config
 from genonaut_monitoring.alerts import (
     alertmanager,
+    consistency,
     database,
     grafana,
     http,
@@ -137,6 +138,7 @@ def definition_problems(cfg: config.Config) -> list[str]:
                     problems.append(
                         f"alert {rule.name}: RUNBOOK.md has no '## {rule.name}' section"
                     )
+    problems += consistency.alert_problems(cfg, all_alerts(cfg))
     return problems + alertmanager.problems(cfg)
 
 
@@ -146,6 +148,7 @@ def validate(folder: Path, cfg: config.Config) -> list[str]:
     from genonaut_monitoring.builder import run_tool
 
     problems = definition_problems(cfg)
+    problems += consistency.panel_problems(cfg, all_alerts(cfg), _staged_dashboards(folder))
     for group in groups(cfg):
         path = folder / rule_path(group)
         problems.extend(
@@ -165,6 +168,21 @@ def validate(folder: Path, cfg: config.Config) -> list[str]:
 
         problems.extend(previews.validate(folder, cfg))
     return problems
+
+
+def _staged_dashboards(folder: Path) -> dict[str, dict[str, object]]:
+    """The staged dashboards by uid (unreadable ones are the dashboards part's to report)."""
+    import json
+
+    boards = {}
+    for path in sorted((folder / "grafana" / "dashboards").glob("*.json")):
+        try:
+            board = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(board, dict) and isinstance(board.get("uid"), str):
+            boards[board["uid"]] = board
+    return boards
 
 
 __all__ = [

@@ -22,7 +22,7 @@ from genonaut_monitoring.alerts.cases import (
 )
 from genonaut_monitoring.alerts.factories import above
 from genonaut_monitoring.alerts.model import Alert, Group, Panel, seconds
-from genonaut_monitoring.alerts.promql import job_selector, series
+from genonaut_monitoring.alerts.promql import series
 from genonaut_monitoring.config import fmt_number, fmt_ratio, fmt_seconds
 from genonaut_monitoring.exporters import catalogue as c
 
@@ -63,7 +63,7 @@ def slow_queries(cfg: config.Config) -> Alert:
             "{{ $labels.operation }} statements on {{ $labels.table }} (job {{ $labels.job }}): "
             f"{{{{ $labels.signal }}}} is {{{{ $value | humanize }}}} over the last {w}."
         ),
-        panel=Panel("database", "Query time"),
+        panel=Panel("database", "Query time p95 by operation and table"),
         cases=Cases(
             fires=Scenario(
                 "select statements are slow and insert statements are often slow",
@@ -95,30 +95,46 @@ def slow_queries(cfg: config.Config) -> Alert:
 def query_errors(cfg: config.Config) -> Alert:
     t, w = cfg.thresholds, cfg.intervals.rate_window
     hot, cold = binary_above(t.db_errors_per_second), binary_below(t.db_errors_per_second)
-
-    def failing(per_second: float) -> Scenario:
-        errors = Counter(c.DB_QUERY_ERRORS.name, target(cfg, **SELECT), per_second)
-        expected = [Expect({"job": cfg.jobs[0], **SELECT}, per_second)] if per_second == hot else []
-        return Scenario(f"{fmt_number(per_second)} statements fail per second", [errors], expected)
-
+    pool = "postgresql:genonaut"
+    # The database is gone: connections fail, and no statement runs to fail.
+    down = {"pool": pool, "kind": "connection"}
+    statement = {"pool": pool, "kind": "statement"}
     return above(
         "DatabaseQueryErrors",
-        recording.db_errors_rate(cfg),
+        # Every fault: a database that cannot be reached runs no statement to fail.
+        recording.db_faults_rate(cfg),
         t.db_errors_per_second,
         for_=cfg.durations.database_query_errors,
         # Warning: the requests they break already page as ApiHighErrorRate.
         severity="warning",
         summary=(
-            "Database statements fail at more than "
+            "Database work fails (connections, pool checkouts or statements) at more than "
             f"{fmt_number(t.db_errors_per_second)} errors per second."
         ),
         description=(
-            "{{ $labels.operation }} statements on {{ $labels.table }} "
-            "(job {{ $labels.job }}) fail at {{ $value | humanize }} per second "
-            f"over the last {w}."
+            "Pool {{ $labels.pool }} (job {{ $labels.job }}) has {{ $labels.kind }} errors "
+            f"at {{{{ $value | humanize }}}} per second over the last {w}."
         ),
-        panel=Panel("database", "Query errors"),
-        cases=Cases(fires=failing(hot), quiet=[failing(cold)]),
+        panel=Panel("database", "Database errors"),
+        cases=Cases(
+            fires=Scenario(
+                f"{fmt_number(hot)} connections fail per second and no statement fails",
+                [
+                    Counter(c.DB_ERRORS.name, target(cfg, **down), hot),
+                    Counter(c.DB_ERRORS.name, target(cfg, **statement), 0),
+                ],
+                [Expect({"job": cfg.jobs[0], **down}, hot)],
+            ),
+            quiet=[
+                Scenario(
+                    f"{fmt_number(cold)} database operations fail per second",
+                    [
+                        Counter(c.DB_ERRORS.name, target(cfg, **down), cold),
+                        Counter(c.DB_ERRORS.name, target(cfg, **statement), cold),
+                    ],
+                )
+            ],
+        ),
     )
 
 
@@ -181,7 +197,7 @@ def pool_checkout_timeouts(cfg: config.Config) -> Alert:
     return Alert(
         name="DatabasePoolCheckoutTimeouts",
         # Any timeout means a request waited the whole pool timeout and then failed.
-        expr=f"sum by (job, instance, pool) (increase({timeouts}{job_selector(cfg)}[{w}]))\n> 0",
+        expr=f"{recording.checkout_timeouts_increase(cfg)}\n> 0",
         for_=cfg.durations.database_pool_checkout_timeouts,
         severity="critical",
         summary="Requests time out waiting for a free database connection.",

@@ -11,8 +11,10 @@ from genonaut_monitoring.alerts.promql import deep_offset_matcher
 from genonaut_monitoring.config import fmt_seconds
 from genonaut_monitoring.exporters import catalogue as c
 
-# The labels of one page of the content list, for the cases.
-PAGE = {"route": "/api/v1/content", "mode": "offset", "page_size_class": "26-50"}
+# The labels of one page of the content list, for the cases (page queries also carry the
+# page-size class; request durations do not).
+PAGE = {"route": "/api/v1/content", "mode": "offset"}
+QUERY = {**PAGE, "page_size_class": "26-50"}
 
 
 def slow_queries(cfg: config.Config) -> Alert:
@@ -37,7 +39,7 @@ def slow_queries(cfg: config.Config) -> Alert:
         cases=quantile_cases(
             c.PAGINATION_QUERY_DURATION,
             t.pagination_query_p95_seconds,
-            target(cfg, **PAGE, offset_range="1-100"),
+            target(cfg, **QUERY, offset_range="1-100"),
             ("job", "route", "mode"),
             observed="page queries",
         ),

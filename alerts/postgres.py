@@ -16,6 +16,7 @@ import json
 import math
 
 from genonaut_monitoring import config
+from genonaut_monitoring.alerts import recording
 from genonaut_monitoring.alerts.cases import Cases, Counter, Expect, Gauge, Scenario, target
 from genonaut_monitoring.alerts.factories import above, absent_alert, down_alert
 from genonaut_monitoring.alerts.model import Alert, Group, Panel, seconds
@@ -182,7 +183,7 @@ def deadlocks(cfg: config.Config) -> Alert:
     return Alert(
         name="PostgresDeadlocks",
         # Any deadlock means PostgreSQL aborted a transaction that the app saw fail.
-        expr=f"sum by ({', '.join(DATABASE)}) (increase({name}{selector(cfg)}[{w}]))\n> 0",
+        expr=f"{recording.pg_deadlocks_increase(cfg)}\n> 0",
         for_=cfg.durations.postgres_deadlocks,
         severity="warning",
         summary="PostgreSQL aborted transactions caught in a deadlock.",

@@ -12,6 +12,8 @@ to get a name, never type one.
 
 from __future__ import annotations
 
+import json
+
 from genonaut_monitoring import config
 from genonaut_monitoring.alerts.model import Group, Record
 from genonaut_monitoring.alerts.promql import job_selector, series, window_suffix
@@ -71,6 +73,27 @@ def db_slow_queries_rate(cfg: config.Config) -> str:
 def db_errors_rate(cfg: config.Config) -> str:
     name = series(c.DB_QUERY_ERRORS).removesuffix("_total")
     return f"job_operation_table:{name}:{window_suffix(cfg)}"
+
+
+def db_queries_rate(cfg: config.Config) -> str:
+    return f"job_operation_table:database_queries:{window_suffix(cfg)}"
+
+
+def db_faults_rate(cfg: config.Config) -> str:
+    name = series(c.DB_ERRORS).removesuffix("_total")
+    return f"job_pool_kind:{name}:{window_suffix(cfg)}"
+
+
+def checkout_timeouts_increase(cfg: config.Config) -> str:
+    name = series(c.DB_POOL_CHECKOUT_TIMEOUTS).removesuffix("_total")
+    return f"job_instance_pool:{name}:increase{cfg.intervals.rate_window}"
+
+
+def pg_deadlocks_increase(cfg: config.Config) -> str:
+    from genonaut_monitoring.exporters import pgmetrics
+
+    name = series(pgmetrics.PG_DEADLOCKS)
+    return f"job_instance_server_datname:{name}:increase{cfg.intervals.rate_window}"
 
 
 def pool_saturation(cfg: config.Config) -> str:
@@ -183,11 +206,36 @@ def rules(cfg: config.Config) -> list[Record]:
         ),
         _rate(
             cfg,
+            db_queries_rate(cfg),
+            c.DB_QUERY_DURATION,
+            "_count",
+            ("job", "operation", "table"),
+            f"Statements per second over {w}: the zero baseline of the Slow queries panel.",
+        ),
+        _rate(
+            cfg,
             db_errors_rate(cfg),
             c.DB_QUERY_ERRORS,
             "",
             ("job", "operation", "table"),
-            f"Failed statements per second over {w}: DatabaseQueryErrors.",
+            f"Failed statements per second over {w}, by operation and table.",
+        ),
+        _rate(
+            cfg,
+            db_faults_rate(cfg),
+            c.DB_ERRORS,
+            "",
+            ("job", "pool", "kind"),
+            f"Database faults per second over {w} (connection, pool timeout, statement): "
+            "DatabaseQueryErrors and the Database errors panel.",
+        ),
+        Record(
+            checkout_timeouts_increase(cfg),
+            f"sum by (job, instance, pool) (\n  increase({series(c.DB_POOL_CHECKOUT_TIMEOUTS)}"
+            f"{job_selector(cfg)}[{w}])\n)",
+            frozenset({"job", "instance", "pool"}),
+            f"Checkouts that timed out in the last {w}: DatabasePoolCheckoutTimeouts and the "
+            "Pool checkout timeouts panel.",
         ),
         Record(
             pool_saturation(cfg),
@@ -198,6 +246,25 @@ def rules(cfg: config.Config) -> list[Record]:
             frozenset({"job", "instance", "pool"}),
             "Share of each pool's connections (size plus max overflow) checked out.",
         ),
+        *_postgres(cfg),
+    ]
+
+
+def _postgres(cfg: config.Config) -> list[Record]:
+    """Rules over postgres_exporter's series (empty when no exporter is scraped; the
+    PostgreSQL dashboard draws them whatever the config)."""
+    from genonaut_monitoring.exporters import pgmetrics
+
+    w, job = cfg.intervals.rate_window, json.dumps(cfg.postgres.job)
+    by = ("job", "instance", "server", "datname")
+    return [
+        Record(
+            pg_deadlocks_increase(cfg),
+            f"sum by ({', '.join(by)}) (\n  increase({series(pgmetrics.PG_DEADLOCKS)}"
+            f"{{job={job}}}[{w}])\n)",
+            frozenset(by),
+            f"Deadlocks per database in the last {w}: PostgresDeadlocks and its panel.",
+        )
     ]
 
 

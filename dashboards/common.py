@@ -89,6 +89,30 @@ def quantile(
     return f"histogram_quantile({q}, {sum_by(('le', *by), buckets)})"
 
 
+def recorded(name: str, *matchers: str, route: bool = False) -> str:
+    """A recording rule's series for the selected job (rules sum the instances)."""
+    labels = [SCOPE[0], *((ROUTE,) if route else ()), *matchers]
+    return f"{name}{{{','.join(labels)}}}"
+
+
+# Every data panel's description ends with the window it shows (checked by the build),
+# so a line that disagrees with an alert can be told apart from one that agrees.
+WINDOW = "Window: "
+
+
+def alert_window(cfg: config.Config) -> str:
+    """The window sentence of a panel drawing an alert's own recording rule."""
+    return (
+        f"{WINDOW}the last {cfg.intervals.rate_window}, the alert rules' own window "
+        "(their recording rule, all instances summed)."
+    )
+
+
+RATE_WINDOW = f"{WINDOW}Grafana's rate interval (at least four scrapes), per instance selected."
+RANGE_WINDOW = f"{WINDOW}the dashboard's time range."
+SCRAPE_WINDOW = f"{WINDOW}the last scrape."
+
+
 def or_zero(present: str, baseline: str) -> str:
     """``present``, with 0 for each series of ``baseline`` that ``present`` lacks.
 

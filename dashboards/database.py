@@ -10,6 +10,7 @@ from __future__ import annotations
 import grafanalib.core as g
 
 from genonaut_monitoring import config
+from genonaut_monitoring.alerts import recording as r
 from genonaut_monitoring.config import fmt_number, fmt_ratio, fmt_seconds
 from genonaut_monitoring.dashboards import common as c
 from genonaut_monitoring.exporters import catalogue as m
@@ -23,12 +24,17 @@ def _statements() -> str:
     return c.rate(m.DB_QUERY_DURATION, suffix="_count")
 
 
+def _by_kind(cfg: config.Config) -> str:
+    return c.recorded(r.db_faults_rate(cfg))
+
+
 def query_time(cfg: config.Config) -> g.Panel:
     return c.timeseries(
         "Query time",
-        "Statement execution time percentiles over all operations and tables. Above the "
-        f"dashed line ({fmt_seconds(cfg.thresholds.db_query_p95_seconds)}) at p95 for "
-        f"{cfg.durations.database_slow_queries} fires DatabaseSlowQueries.",
+        "Statement execution time percentiles over all operations and tables. The dashed "
+        "line is the DatabaseSlowQueries threshold "
+        f"({fmt_seconds(cfg.thresholds.db_query_p95_seconds)}), which the alert compares per "
+        f"operation and table. {c.RATE_WINDOW}",
         [
             c.Query(c.quantile(q, m.DB_QUERY_DURATION), f"p{round(q * 100)}")
             for q in (0.5, 0.95, 0.99)
@@ -41,10 +47,12 @@ def query_time(cfg: config.Config) -> g.Panel:
 def query_time_by_statement(cfg: config.Config) -> g.Panel:
     return c.timeseries(
         "Query time p95 by operation and table",
-        "95th percentile statement time per SQL operation and main table: find which "
-        "statement got slow. Dashed line: the DatabaseSlowQueries threshold "
-        f"({fmt_seconds(cfg.thresholds.db_query_p95_seconds)}).",
-        [c.Query(c.quantile(0.95, m.DB_QUERY_DURATION, by=STATEMENT), LEGEND)],
+        "95th percentile statement time per SQL operation and main table, as "
+        "DatabaseSlowQueries reads it: above the dashed line "
+        f"({fmt_seconds(cfg.thresholds.db_query_p95_seconds)}) for "
+        f"{cfg.durations.database_slow_queries} it fires (the other half of the alert, the "
+        f"slow-statement rate, is the Slow queries panel). {c.alert_window(cfg)}",
+        [c.Query(c.recorded(r.db_duration_p95(cfg)), LEGEND)],
         unit="s",
         steps=c.above(cfg.thresholds.db_query_p95_seconds),
     )
@@ -54,7 +62,7 @@ def query_time_heatmap(cfg: config.Config) -> g.Panel:
     return c.heatmap(
         "Query time distribution",
         "Statements per second in each duration bucket of the query-time histogram. A "
-        "second band appearing higher up means a class of statements got slow.",
+        f"second band appearing higher up means a class of statements got slow. {c.RATE_WINDOW}",
         c.Query(
             c.sum_by(("le",), c.rate(m.DB_QUERY_DURATION, suffix="_bucket")),
             "{{le}}",
@@ -67,7 +75,7 @@ def query_time_heatmap(cfg: config.Config) -> g.Panel:
 def query_rate(cfg: config.Config) -> g.Panel:
     return c.timeseries(
         "Query rate by operation and table",
-        "Statements per second per SQL operation and main table.",
+        f"Statements per second per SQL operation and main table. {c.RATE_WINDOW}",
         [c.Query(c.sum_by(STATEMENT, c.rate(m.DB_QUERY_DURATION, suffix="_count")), LEGEND)],
         unit="ops",
         stack=True,
@@ -80,19 +88,41 @@ def slow_queries(cfg: config.Config) -> g.Panel:
         "Statements per second slower than the exporter's slow-query threshold "
         f"({fmt_seconds(cfg.thresholds.slow_query_seconds)} by default); each is also logged by "
         "genonaut_monitoring.db with its fingerprint. Above the dashed line "
-        f"({fmt_number(cfg.thresholds.slow_queries_per_second)}/s) DatabaseSlowQueries fires.",
-        [c.Query(c.sum_by(STATEMENT, c.or_zero(c.rate(m.DB_SLOW_QUERIES), _statements())), LEGEND)],
+        f"({fmt_number(cfg.thresholds.slow_queries_per_second)}/s) for "
+        f"{cfg.durations.database_slow_queries} DatabaseSlowQueries fires. {c.alert_window(cfg)}",
+        [
+            c.Query(
+                c.or_zero(
+                    c.recorded(r.db_slow_queries_rate(cfg)), c.recorded(r.db_queries_rate(cfg))
+                ),
+                LEGEND,
+            )
+        ],
         unit="ops",
         steps=c.above(cfg.thresholds.slow_queries_per_second),
     )
 
 
+def database_errors(cfg: config.Config) -> g.Panel:
+    return c.timeseries(
+        "Database errors",
+        "Database faults per second by pool and kind: connection (could not connect, or lost "
+        "the connection mid-statement), pool_timeout (no connection came free in time) and "
+        "statement (the statement raised). Anything above "
+        f"{fmt_number(cfg.thresholds.db_errors_per_second)}/s for "
+        f"{cfg.durations.database_query_errors} fires DatabaseQueryErrors. {c.alert_window(cfg)}",
+        [c.Query(_by_kind(cfg), "{{pool}} {{kind}}")],
+        unit="ops",
+        steps=c.above(cfg.thresholds.db_errors_per_second),
+    )
+
+
 def query_errors(cfg: config.Config) -> g.Panel:
     return c.timeseries(
-        "Query errors",
-        "Statements per second that raised an error, per operation and table. Anything "
-        f"above {fmt_number(cfg.thresholds.db_errors_per_second)}/s for "
-        f"{cfg.durations.database_query_errors} fires DatabaseQueryErrors.",
+        "Failed statements by operation and table",
+        "Statements per second that raised an error, per operation and main table: which "
+        "statement fails (connection failures run no statement: see Database errors). "
+        f"{c.RATE_WINDOW}",
         [c.Query(c.sum_by(STATEMENT, c.or_zero(c.rate(m.DB_QUERY_ERRORS), _statements())), LEGEND)],
         unit="ops",
         steps=c.above(cfg.thresholds.db_errors_per_second),
@@ -107,7 +137,7 @@ def pool_usage(cfg: config.Config) -> g.Panel:
         "Connection pool usage",
         "Connections checked out and open beyond the pool size, against the pool's size "
         "and its overflow allowance. Checked out reaching size + max overflow means "
-        "requests queue for a connection.",
+        f"requests queue for a connection. {c.SCRAPE_WINDOW}",
         [
             c.Query(gauge(m.DB_POOL_CHECKED_OUT), "{{pool}} checked out"),
             c.Query(gauge(m.DB_POOL_OVERFLOW), "{{pool}} overflow"),
@@ -118,20 +148,19 @@ def pool_usage(cfg: config.Config) -> g.Panel:
     )
 
 
-def _saturation() -> str:
-    used = c.sum_by(("pool",), c.selector(m.DB_POOL_CHECKED_OUT))
-    size = c.selector(m.DB_POOL_SIZE)
-    overflow = c.selector(m.DB_POOL_MAX_OVERFLOW)
-    return f"{used}\n  / {c.sum_by(('pool',), f'{size} + {overflow}')}"
+def _saturation(cfg: config.Config) -> str:
+    """DatabasePoolNearExhaustion's recording rule, for the selected instances."""
+    return c.recorded(r.pool_saturation(cfg), c.SCOPE[1])
 
 
 def pool_saturation(cfg: config.Config) -> g.Panel:
     return c.timeseries(
         "Pool saturation",
         "Checked-out connections as a share of everything the pool may open (size + max "
-        f"overflow). Above the dashed line ({fmt_ratio(cfg.thresholds.pool_saturation_ratio)}) for "
-        f"{cfg.durations.database_pool_near_exhaustion} fires DatabasePoolNearExhaustion.",
-        [c.Query(_saturation(), "{{pool}}")],
+        "overflow), per instance, as DatabasePoolNearExhaustion reads it. Above the dashed "
+        f"line ({fmt_ratio(cfg.thresholds.pool_saturation_ratio)}) for "
+        f"{cfg.durations.database_pool_near_exhaustion} it fires. {c.SCRAPE_WINDOW}",
+        [c.Query(_saturation(cfg), "{{pool}} {{instance}}")],
         unit="percentunit",
         steps=c.above(cfg.thresholds.pool_saturation_ratio),
         max_value=1,
@@ -142,8 +171,9 @@ def pool_saturation_now(cfg: config.Config) -> g.Panel:
     return c.gauge(
         "Pool saturation now",
         "Current share of the pool's capacity in use; red from "
-        f"{fmt_ratio(cfg.thresholds.pool_saturation_ratio)} (DatabasePoolNearExhaustion).",
-        c.Query(_saturation(), "{{pool}}"),
+        f"{fmt_ratio(cfg.thresholds.pool_saturation_ratio)} (DatabasePoolNearExhaustion). "
+        f"{c.SCRAPE_WINDOW}",
+        c.Query(_saturation(cfg), "{{pool}} {{instance}}"),
         unit="percentunit",
         steps=c.above(cfg.thresholds.pool_saturation_ratio),
     )
@@ -152,11 +182,17 @@ def pool_saturation_now(cfg: config.Config) -> g.Panel:
 def checkout_timeouts(cfg: config.Config) -> g.Panel:
     return c.timeseries(
         "Pool checkout timeouts",
-        "Connection checkouts per second that gave up waiting for a free connection; each "
-        "one failed a request. Any for "
-        f"{cfg.durations.database_pool_checkout_timeouts} fires DatabasePoolCheckoutTimeouts.",
-        [c.Query(c.sum_by(("pool",), c.rate(m.DB_POOL_CHECKOUT_TIMEOUTS)), "{{pool}}")],
-        unit="ops",
+        "Connection checkouts that gave up waiting for a free connection, per pool and "
+        "instance; each one failed a request. Any for "
+        f"{cfg.durations.database_pool_checkout_timeouts} fires DatabasePoolCheckoutTimeouts. "
+        f"{c.alert_window(cfg)}",
+        [
+            c.Query(
+                c.recorded(r.checkout_timeouts_increase(cfg), c.SCOPE[1]),
+                "{{pool}} {{instance}}",
+            )
+        ],
+        unit="short",
     )
 
 
@@ -164,7 +200,8 @@ def cache_hit_rate(cfg: config.Config) -> g.Panel:
     return c.share_per_cache(
         "Server cache hit rate",
         "Share of server-side cache lookups that hit, per cache. Below the dashed line "
-        f"({fmt_ratio(cfg.thresholds.cache_hit_ratio_min)}) most reads go to the database.",
+        f"({fmt_ratio(cfg.thresholds.cache_hit_ratio_min)}) most reads go to the database. "
+        f"{c.RATE_WINDOW}",
         m.CACHE_REQUESTS,
         'result="hit"',
         cfg.thresholds.cache_hit_ratio_min,
@@ -181,7 +218,7 @@ def dashboard(cfg: config.Config) -> g.Dashboard:
         panels=c.layout(
             c.row(8, (query_time(cfg), 12), (query_time_by_statement(cfg), 12)),
             c.row(8, (query_time_heatmap(cfg), 12), (query_rate(cfg), 12)),
-            c.row(8, slow_queries(cfg), query_errors(cfg)),
+            c.row(8, slow_queries(cfg), database_errors(cfg), query_errors(cfg)),
             c.row(
                 8, (pool_usage(cfg), 10), (pool_saturation(cfg), 9), (pool_saturation_now(cfg), 5)
             ),

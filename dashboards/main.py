@@ -10,6 +10,7 @@ from __future__ import annotations
 import grafanalib.core as g
 
 from genonaut_monitoring import config
+from genonaut_monitoring.alerts import recording as r
 from genonaut_monitoring.config import fmt_ratio, fmt_seconds
 from genonaut_monitoring.dashboards import common as c
 from genonaut_monitoring.exporters import catalogue as m
@@ -17,11 +18,18 @@ from genonaut_monitoring.exporters import catalogue as m
 HTTP = ("route",)
 
 
+def _recorded_quantile(
+    q: float, buckets: str, by: tuple[str, ...] = (), route: bool = False
+) -> str:
+    """A quantile of a bucket-rate recording rule: the alert rules' window."""
+    return f"histogram_quantile({q}, {c.sum_by(('le', *by), c.recorded(buckets, route=route))})"
+
+
 def request_rate(cfg: config.Config) -> g.Panel:
     return c.timeseries(
         "Request rate by route",
         "Requests per second each route template serves, all methods and status codes. "
-        "A sudden drop usually means the API or its scrape target is down.",
+        f"A sudden drop usually means the API or its scrape target is down. {c.RATE_WINDOW}",
         [c.Query(c.sum_by(HTTP, c.rate(m.HTTP_REQUESTS, route=True)), "{{route}}")],
         unit="reqps",
         stack=True,
@@ -33,7 +41,7 @@ def response_time(cfg: config.Config) -> g.Panel:
         "Response time",
         "Response time percentiles over all selected routes, from the request-duration "
         f"histogram. The dashed line is the p95 alert threshold "
-        f"({fmt_seconds(cfg.thresholds.latency_p95_seconds)}, ApiHighLatency).",
+        f"({fmt_seconds(cfg.thresholds.latency_p95_seconds)}, ApiHighLatency). {c.RATE_WINDOW}",
         [
             c.Query(c.quantile(q, m.HTTP_REQUEST_DURATION, route=True), f"p{round(q * 100)}")
             for q in (0.5, 0.95, 0.99)
@@ -46,26 +54,35 @@ def response_time(cfg: config.Config) -> g.Panel:
 def response_time_by_route(cfg: config.Config) -> g.Panel:
     return c.timeseries(
         "p95 response time by route",
-        "95th percentile response time of each route. A route above the dashed line "
-        f"({fmt_seconds(cfg.thresholds.latency_p95_seconds)}) for "
-        f"{cfg.durations.api_high_latency} fires ApiHighLatency.",
-        [c.Query(c.quantile(0.95, m.HTTP_REQUEST_DURATION, by=HTTP, route=True), "{{route}}")],
+        "95th percentile response time of each route, as ApiHighLatency reads it. A route "
+        f"above the dashed line ({fmt_seconds(cfg.thresholds.latency_p95_seconds)}) for "
+        f"{cfg.durations.api_high_latency} fires ApiHighLatency. {c.alert_window(cfg)}",
+        [c.Query(c.recorded(r.http_duration_p95(cfg), route=True), "{{route}}")],
         unit="s",
         steps=c.above(cfg.thresholds.latency_p95_seconds),
     )
 
 
-def _error_ratio(by: tuple[str, ...] = ()) -> str:
-    return c.ratio(m.HTTP_REQUESTS, 'status=~"5.."', by=by, route=True)
+def _route_error_ratio(cfg: config.Config) -> str:
+    """5xx share per selected route, from the recorded request rates (the alert's window)."""
+    rates = r.http_requests_rate(cfg)
+    errors = c.sum_by(HTTP, c.recorded(rates, 'status=~"5.."', route=True))
+    every = c.sum_by(HTTP, c.recorded(rates, route=True))
+    return f"({errors} or 0 * {every})\n  / {every}"
 
 
 def error_ratio(cfg: config.Config) -> g.Panel:
     return c.timeseries(
         "Error rate",
-        "Share of responses with a 5xx status, overall and per route. Above the dashed "
-        f"line ({fmt_ratio(cfg.thresholds.error_ratio)}) for {cfg.durations.api_high_error_rate} "
-        "fires ApiHighErrorRate. 4xx responses are client mistakes and do not count.",
-        [c.Query(_error_ratio(), "all routes"), c.Query(_error_ratio(HTTP), "{{route}}")],
+        "Share of responses with a 5xx status: the ratio ApiHighErrorRate reads (all routes "
+        "of the job, whatever the route selection) and each selected route's. Above the "
+        f"dashed line ({fmt_ratio(cfg.thresholds.error_ratio)}) for "
+        f"{cfg.durations.api_high_error_rate} fires ApiHighErrorRate. 4xx responses are client "
+        f"mistakes and do not count. {c.alert_window(cfg)}",
+        [
+            c.Query(c.recorded(r.http_error_ratio(cfg)), "all routes"),
+            c.Query(_route_error_ratio(cfg), "{{route}}"),
+        ],
         unit="percentunit",
         steps=c.above(cfg.thresholds.error_ratio),
         max_value=1,
@@ -75,9 +92,9 @@ def error_ratio(cfg: config.Config) -> g.Panel:
 def error_ratio_now(cfg: config.Config) -> g.Panel:
     return c.stat(
         "5xx ratio",
-        f"Share of 5xx responses right now; red from {fmt_ratio(cfg.thresholds.error_ratio)}, "
-        "the ApiHighErrorRate threshold.",
-        _error_ratio(),
+        f"Share of 5xx responses, as ApiHighErrorRate reads it; red from "
+        f"{fmt_ratio(cfg.thresholds.error_ratio)}, its threshold. {c.alert_window(cfg)}",
+        c.recorded(r.http_error_ratio(cfg)),
         unit="percentunit",
         steps=c.above(cfg.thresholds.error_ratio),
     )
@@ -86,7 +103,7 @@ def error_ratio_now(cfg: config.Config) -> g.Panel:
 def requests_now(cfg: config.Config) -> g.Panel:
     return c.stat(
         "Requests per second",
-        "Requests per second over all selected routes right now.",
+        f"Requests per second over all selected routes. {c.RATE_WINDOW}",
         c.sum_by((), c.rate(m.HTTP_REQUESTS, route=True)),
         unit="reqps",
     )
@@ -96,8 +113,9 @@ def p95_now(cfg: config.Config) -> g.Panel:
     return c.stat(
         "p95 response time",
         "95th percentile response time over all selected routes; red from "
-        f"{fmt_seconds(cfg.thresholds.latency_p95_seconds)}, the ApiHighLatency threshold.",
-        c.quantile(0.95, m.HTTP_REQUEST_DURATION, route=True),
+        f"{fmt_seconds(cfg.thresholds.latency_p95_seconds)}, the ApiHighLatency threshold. "
+        f"{c.alert_window(cfg)}",
+        _recorded_quantile(0.95, r.http_duration_buckets(cfg), route=True),
         unit="s",
         steps=c.above(cfg.thresholds.latency_p95_seconds),
     )
@@ -107,7 +125,7 @@ def targets_up(cfg: config.Config) -> g.Panel:
     return c.stat(
         "Targets up",
         "How many API instances Prometheus scraped successfully on its last scrape. "
-        "Zero means the API is down or unreachable (ApiTargetDown).",
+        f"Zero means the API is down or unreachable (ApiTargetDown). {c.SCRAPE_WINDOW}",
         c.sum_by((), c.selector(c.UP)),
         unit="none",
         steps=[{"color": c.BAD, "value": None}, {"color": c.OK, "value": 1}],
@@ -118,7 +136,8 @@ def errors_by_status(cfg: config.Config) -> g.Panel:
     return c.timeseries(
         "Errors by status code",
         "4xx and 5xx responses per second by status code. 404s on item routes are "
-        "normal; 500s are bugs or faults and also show in the 5xx ratio.",
+        "normal; 499 is a client that left before the answer; 500s are bugs or faults and "
+        f"also show in the 5xx ratio. {c.RATE_WINDOW}",
         [
             c.Query(
                 c.sum_by(("status",), c.rate(m.HTTP_REQUESTS, 'status=~"[45].."', route=True)),
@@ -136,7 +155,7 @@ def exceptions(cfg: config.Config) -> g.Panel:
         "Unhandled exceptions by type and route",
         "Exceptions per second that escaped a route's handler, by exception type and route; "
         "each one was answered with a 500 and is in the 5xx ratio. Empty while no handler "
-        "raises: that is the normal state.",
+        f"raises: that is the normal state. {c.RATE_WINDOW}",
         [
             c.Query(
                 c.sum_by(("exception", "route"), c.rate(m.HTTP_EXCEPTIONS, route=True)),
@@ -148,11 +167,24 @@ def exceptions(cfg: config.Config) -> g.Panel:
     )
 
 
+def folded_samples(cfg: config.Config) -> g.Panel:
+    return c.timeseries(
+        "Samples folded into route=other",
+        'Observations per second recorded under route="other" because their metric '
+        "reached its series cap (instrument(max_series_per_metric=...)), by metric. Zero "
+        "in a healthy app: route labels are templates, so only an app with very many routes "
+        f"gets here; then raise the cap or drop routes from the metrics. {c.RATE_WINDOW}",
+        [c.Query(c.sum_by(("metric",), c.rate(m.FOLDED_SAMPLES)), "{{metric}}")],
+        unit="ops",
+    )
+
+
 def in_progress(cfg: config.Config) -> g.Panel:
     return c.timeseries(
         "Requests in progress",
         "Requests being served at scrape time, by method. A steady climb means "
-        "requests arrive faster than they finish: look at response time and the pool.",
+        "requests arrive faster than they finish: look at response time and the pool. "
+        f"{c.SCRAPE_WINDOW}",
         [
             c.Query(
                 c.sum_by(("method",), c.selector(m.HTTP_REQUESTS_IN_PROGRESS)),
@@ -166,7 +198,7 @@ def in_progress(cfg: config.Config) -> g.Panel:
 def cpu(cfg: config.Config) -> g.Panel:
     return c.timeseries(
         "Process CPU",
-        "CPU time the API processes use per second: 100% is one full core.",
+        f"CPU time the API processes use per second: 100% is one full core. {c.RATE_WINDOW}",
         [c.Query(c.rate(c.PROCESS_CPU), "{{instance}}")],
         unit="percentunit",
     )
@@ -176,7 +208,7 @@ def memory(cfg: config.Config) -> g.Panel:
     return c.timeseries(
         "Process memory (RSS)",
         "Resident memory of each API process. Steady growth under constant load "
-        "suggests a leak (an unbounded cache or label set).",
+        f"suggests a leak (an unbounded cache or label set). {c.SCRAPE_WINDOW}",
         [c.Query(c.selector(c.PROCESS_MEMORY), "{{instance}}")],
         unit="bytes",
     )
@@ -185,13 +217,14 @@ def memory(cfg: config.Config) -> g.Panel:
 def db_summary(cfg: config.Config) -> g.Panel:
     return c.timeseries(
         "Database query time p95 by operation",
-        "95th percentile statement time per SQL operation. Above the dashed line "
+        "95th percentile statement time per SQL operation. DatabaseSlowQueries fires for an "
+        "operation and table above the dashed line "
         f"({fmt_seconds(cfg.thresholds.db_query_p95_seconds)}) for "
-        f"{cfg.durations.database_slow_queries} fires DatabaseSlowQueries. "
-        "Details: the database dashboard.",
+        f"{cfg.durations.database_slow_queries}. Details: the database dashboard. "
+        f"{c.alert_window(cfg)}",
         [
             c.Query(
-                c.quantile(0.95, m.DB_QUERY_DURATION, by=("operation",)),
+                _recorded_quantile(0.95, r.db_duration_buckets(cfg), by=("operation",)),
                 "{{operation}}",
             )
         ],
@@ -203,14 +236,14 @@ def db_summary(cfg: config.Config) -> g.Panel:
 def pagination_summary(cfg: config.Config) -> g.Panel:
     return c.timeseries(
         "Pagination query time p95 by mode",
-        "95th percentile time of the query that fetches one page, offset vs cursor. "
-        "Above the dashed line "
+        "95th percentile time of the statements that fetch one page, offset vs cursor. "
+        "PaginationSlowQueries fires for a route and mode above the dashed line "
         f"({fmt_seconds(cfg.thresholds.pagination_query_p95_seconds)}) for "
-        f"{cfg.durations.pagination_slow_queries} fires PaginationSlowQueries. "
-        "Details: the pagination dashboard.",
+        f"{cfg.durations.pagination_slow_queries}. Details: the pagination dashboard. "
+        f"{c.alert_window(cfg)}",
         [
             c.Query(
-                c.quantile(0.95, m.PAGINATION_QUERY_DURATION, by=("mode",), route=True),
+                _recorded_quantile(0.95, r.pagination_query_buckets(cfg), by=("mode",), route=True),
                 "{{mode}}",
             )
         ],
@@ -243,6 +276,12 @@ def dashboard(cfg: config.Config) -> g.Dashboard:
             c.row(8, (error_ratio(cfg), 12), (errors_by_status(cfg), 12)),
             c.row(8, (response_time_by_route(cfg), 12), (exceptions(cfg), 12)),
             c.row(8, in_progress(cfg), db_summary(cfg), pagination_summary(cfg)),
-            c.row(8, (cpu(cfg), 8), (memory(cfg), 8), (firing_alerts(cfg), 8)),
+            c.row(
+                8,
+                (cpu(cfg), 6),
+                (memory(cfg), 6),
+                (folded_samples(cfg), 4),
+                (firing_alerts(cfg), 8),
+            ),
         ),
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import grafanalib.core as g
 
 from genonaut_monitoring import config
+from genonaut_monitoring.alerts import recording as r
 from genonaut_monitoring.alerts.promql import deep_offset_matcher
 from genonaut_monitoring.config import fmt_ratio, fmt_seconds
 from genonaut_monitoring.dashboards import common as c
@@ -22,13 +23,27 @@ FRONTEND_ONLY = (
 )
 
 
-def query_time_by_page_size(cfg: config.Config) -> g.Panel:
+def query_time(cfg: config.Config) -> g.Panel:
     return c.timeseries(
         "Pagination query time",
-        "95th percentile time of the database query that fetches one page, per page-size "
-        "class. Bigger pages cost more rows; above the dashed line "
+        "95th percentile time of the database statements that fetch one page, per route and "
+        "mode, as PaginationSlowQueries reads it: above the dashed line "
         f"({fmt_seconds(cfg.thresholds.pagination_query_p95_seconds)}) for "
-        f"{cfg.durations.pagination_slow_queries} fires PaginationSlowQueries.",
+        f"{cfg.durations.pagination_slow_queries} it fires. The statements that page are "
+        "timed by the database listeners, or by pagination_query() where the code has one. "
+        f"{c.alert_window(cfg)}",
+        [c.Query(c.recorded(r.pagination_query_p95(cfg), route=True), "{{route}} {{mode}}")],
+        unit="s",
+        steps=c.above(cfg.thresholds.pagination_query_p95_seconds),
+    )
+
+
+def query_time_by_page_size(cfg: config.Config) -> g.Panel:
+    return c.timeseries(
+        "Query time by page size",
+        "95th percentile time of the page query per page-size class: bigger pages cost more "
+        "rows. The dashed line is the PaginationSlowQueries threshold "
+        f"({fmt_seconds(cfg.thresholds.pagination_query_p95_seconds)}). {c.RATE_WINDOW}",
         [
             c.Query(
                 c.quantile(0.95, m.PAGINATION_QUERY_DURATION, by=("page_size_class",), route=True),
@@ -43,21 +58,16 @@ def query_time_by_page_size(cfg: config.Config) -> g.Panel:
 def response_time_by_offset(cfg: config.Config) -> g.Panel:
     return c.timeseries(
         "Response time by offset range",
-        "95th percentile duration of offset-paginated requests per offset range. OFFSET "
-        "makes the database skip rows, so deep pages get slower; at offsets from "
-        f"{cfg.thresholds.deep_offset_min:,} above the dashed line "
-        f"({fmt_seconds(cfg.thresholds.deep_offset_p95_seconds)}) for "
-        f"{cfg.durations.pagination_deep_offset_slow} fires PaginationDeepOffsetSlow.",
+        "95th percentile duration of offset-paginated requests per route and offset range, "
+        "as PaginationDeepOffsetSlow reads it. OFFSET makes the database skip rows, so deep "
+        f"pages get slower; at offsets from {cfg.thresholds.deep_offset_min:,} above the "
+        f"dashed line ({fmt_seconds(cfg.thresholds.deep_offset_p95_seconds)}) for "
+        f"{cfg.durations.pagination_deep_offset_slow} fires PaginationDeepOffsetSlow. "
+        f"{c.alert_window(cfg)}",
         [
             c.Query(
-                c.quantile(
-                    0.95,
-                    m.PAGINATION_REQUEST_DURATION,
-                    'mode="offset"',
-                    by=("offset_range",),
-                    route=True,
-                ),
-                "{{offset_range}}",
+                c.recorded(r.pagination_offset_p95(cfg), 'offset_range!="none"', route=True),
+                "{{route}} {{offset_range}}",
             )
         ],
         unit="s",
@@ -69,7 +79,8 @@ def offset_vs_cursor(cfg: config.Config) -> g.Panel:
     return c.timeseries(
         "Offset vs cursor: response time",
         "Median and 95th percentile duration of paginated requests by mode. Cursor "
-        "(keyset) pagination should stay flat however deep the user pages; offset grows.",
+        "(keyset) pagination should stay flat however deep the user pages; offset grows. "
+        f"{c.RATE_WINDOW}",
         [
             c.Query(
                 c.quantile(q, m.PAGINATION_REQUEST_DURATION, by=("mode",), route=True),
@@ -85,8 +96,7 @@ def offset_vs_cursor(cfg: config.Config) -> g.Panel:
 def requests_by_mode(cfg: config.Config) -> g.Panel:
     return c.pie(
         "Requests by pagination mode",
-        "Share of paginated requests using offset vs cursor pagination over the "
-        "dashboard's time range.",
+        f"Share of paginated requests using offset vs cursor pagination. {c.RANGE_WINDOW}",
         c.Query(
             c.sum_by(
                 ("mode",), c.increase(m.PAGINATION_REQUEST_DURATION, suffix="_count", route=True)
@@ -101,8 +111,9 @@ def requests_by_mode(cfg: config.Config) -> g.Panel:
 def page_size_distribution(cfg: config.Config) -> g.Panel:
     return c.bucket_bars(
         "Page size distribution",
-        "How many requests asked for a page size in each range over the dashboard's time "
-        "range (ranges are the page-size histogram's buckets).",
+        "How many requests asked for a page size in each range (ranges are the page-size "
+        "histogram's buckets). "
+        f"{c.RANGE_WINDOW}",
         m.PAGINATION_PAGE_SIZE,
     )
 
@@ -110,8 +121,8 @@ def page_size_distribution(cfg: config.Config) -> g.Panel:
 def most_requested_pages(cfg: config.Config) -> g.Panel:
     return c.bucket_bars(
         "Most requested pages",
-        "Offset-paginated requests per page-number range over the dashboard's time range "
-        "(1 is the first page). Most traffic should be on the first pages.",
+        "Offset-paginated requests per page-number range (1 is the first page). Most traffic "
+        f"should be on the first pages. {c.RANGE_WINDOW}",
         m.PAGINATION_PAGE_NUMBER,
     )
 
@@ -119,8 +130,9 @@ def most_requested_pages(cfg: config.Config) -> g.Panel:
 def requests_by_offset(cfg: config.Config) -> g.Panel:
     return c.bucket_bars(
         "Requests by offset range",
-        "Offset-paginated requests per range of the row offset they asked for, over the "
-        "dashboard's time range. Traffic in the deep ranges is what a cursor would make cheap.",
+        "Offset-paginated requests per range of the row offset they asked for. Traffic in the "
+        "deep ranges is what a cursor would make cheap; every paginated route's series exist "
+        f"from start-up, so even one deep request shows. {c.RANGE_WINDOW}",
         m.PAGINATION_OFFSET,
         minimum=0,
     )
@@ -133,7 +145,8 @@ def deep_share(cfg: config.Config) -> g.Panel:
     return c.stat(
         "Deep offset share",
         "Share of offset-paginated requests at offsets from "
-        f"{cfg.thresholds.deep_offset_min:,} (deep pages) on the selected routes.",
+        f"{cfg.thresholds.deep_offset_min:,} (deep pages) on the selected routes. "
+        f"{c.RATE_WINDOW}",
         f"{c.sum_by((), c.or_zero(deep, every))}\n  / {c.sum_by((), every)}",
         unit="percentunit",
     )
@@ -151,9 +164,9 @@ def expensive_queries(cfg: config.Config) -> g.Panel:
     return c.table(
         "Most expensive pagination queries",
         "Route and offset range pairs ranked by the 95th percentile time of their page "
-        "query over the dashboard's time range, slowest first (top 10). Red rows are above "
-        "the PaginationSlowQueries threshold "
-        f"({fmt_seconds(cfg.thresholds.pagination_query_p95_seconds)}).",
+        "query, slowest first (top 10). Red rows are above the PaginationSlowQueries "
+        f"threshold ({fmt_seconds(cfg.thresholds.pagination_query_p95_seconds)}). "
+        f"{c.RANGE_WINDOW}",
         c.Query(f"topk(10, {p95} > 0)", "", instant=True, table=True),
         unit="s",
         value_name="p95 page query time",
@@ -164,8 +177,9 @@ def expensive_queries(cfg: config.Config) -> g.Panel:
 def items_returned(cfg: config.Config) -> g.Panel:
     return c.timeseries(
         "Items returned per page",
-        "Mean number of items a page returned, by mode. Well under the page size means "
-        "users page past the end or filters drop rows.",
+        "Mean number of items a page returned, by mode (the rows the driver reports for the "
+        "statements that page, or pagination_query()'s count). Well under the page size "
+        f"means users page past the end or filters drop rows. {c.RATE_WINDOW}",
         [c.Query(c.mean(m.PAGINATION_ITEMS_RETURNED, by=("mode",), route=True), "{{mode}}")],
         unit="short",
     )
@@ -176,7 +190,7 @@ def frontend_cache(cfg: config.Config) -> g.Panel:
         "Frontend cache hit rate",
         "Share of frontend page-cache lookups that hit, per cache, as reported by browsers. "
         f"Below the dashed line ({fmt_ratio(cfg.thresholds.cache_hit_ratio_min)}) the cache "
-        f"saves little. {FRONTEND_ONLY}",
+        f"saves little. {FRONTEND_ONLY} {c.RATE_WINDOW}",
         m.FRONTEND_CACHE_REQUESTS,
         'result="hit"',
         cfg.thresholds.cache_hit_ratio_min,
@@ -188,7 +202,7 @@ def prefetch_efficiency(cfg: config.Config) -> g.Panel:
         "Prefetch efficiency",
         "Share of prefetched pages the user then opened, per cache. Below the dashed line "
         f"({fmt_ratio(cfg.thresholds.prefetch_efficiency_min)}) most prefetches are wasted "
-        f"requests. {FRONTEND_ONLY}",
+        f"requests. {FRONTEND_ONLY} {c.RATE_WINDOW}",
         m.FRONTEND_PREFETCHES,
         'outcome="used"',
         cfg.thresholds.prefetch_efficiency_min,
@@ -209,8 +223,14 @@ def dashboard(cfg: config.Config) -> g.Dashboard:
             )
         ),
         panels=c.layout(
-            c.row(8, (query_time_by_page_size(cfg), 12), (response_time_by_offset(cfg), 12)),
-            c.row(8, (offset_vs_cursor(cfg), 12), (requests_by_mode(cfg), 6), (deep_share(cfg), 6)),
+            c.row(8, (query_time(cfg), 12), (response_time_by_offset(cfg), 12)),
+            c.row(
+                8,
+                (query_time_by_page_size(cfg), 8),
+                (offset_vs_cursor(cfg), 8),
+                (requests_by_mode(cfg), 4),
+                (deep_share(cfg), 4),
+            ),
             c.row(
                 8,
                 page_size_distribution(cfg),

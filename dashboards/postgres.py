@@ -17,6 +17,7 @@ import json
 import grafanalib.core as g
 
 from genonaut_monitoring import config
+from genonaut_monitoring.alerts import recording as r
 from genonaut_monitoring.alerts.promql import series
 from genonaut_monitoring.config import fmt_ratio, fmt_seconds
 from genonaut_monitoring.dashboards import common as c
@@ -42,7 +43,7 @@ def up(cfg: config.Config) -> g.Panel:
         "PostgreSQL up",
         "1 while the exporter can connect to PostgreSQL (pg_up). 0 for "
         f"{cfg.durations.postgres_down} fires PostgresDown; an exporter Prometheus cannot "
-        "scrape shows No data and fires PostgresExporterDown.",
+        f"scrape shows No data and fires PostgresExporterDown. {c.SCRAPE_WINDOW}",
         c.Query(f"min({c.selector(pg.PG_UP)})", "up"),
         unit="short",
         steps=c.below(1),
@@ -53,7 +54,7 @@ def connections_by_state(cfg: config.Config) -> g.Panel:
     return c.timeseries(
         "Connections by state",
         "Client sessions per state (active, idle, idle in transaction, ...) of the selected "
-        "databases, against the server's max_connections.",
+        f"databases, against the server's max_connections. {c.SCRAPE_WINDOW}",
         [
             c.Query(c.sum_by(("state",), _in_databases(pg.PG_CONNECTIONS)), "{{state}}"),
             c.Query(f"max({c.selector(pg.PG_MAX_CONNECTIONS)})", "max_connections"),
@@ -74,7 +75,8 @@ def connections_used(cfg: config.Config) -> g.Panel:
         "Connections used",
         "Client sessions of every database as a share of max_connections (3 of them are "
         f"reserved for superusers). Above the dashed line ({fmt_ratio(t)}) for "
-        f"{cfg.durations.postgres_too_many_connections} fires PostgresTooManyConnections.",
+        f"{cfg.durations.postgres_too_many_connections} fires PostgresTooManyConnections. "
+        f"{c.SCRAPE_WINDOW}",
         [c.Query(_connections_share(), "{{server}}")],
         unit="percentunit",
         steps=c.above(t),
@@ -88,7 +90,8 @@ def lock_waits(cfg: config.Config) -> g.Panel:
         "Lock waits",
         "Longest current wait for a lock per database, and the sessions waiting. Above the "
         f"dashed line ({fmt_seconds(t)}) for {cfg.durations.postgres_lock_waits} fires "
-        "PostgresLockWaits; the runbook shows how to find the blocking session and its route.",
+        "PostgresLockWaits; the runbook shows how to find the blocking session and its route. "
+        f"{c.SCRAPE_WINDOW}",
         [
             c.Query(
                 c.sum_by(("datname",), _in_databases(pg.PG_LOCK_WAITS_MAX)), "{{datname}} longest"
@@ -106,7 +109,8 @@ def locks_by_mode(cfg: config.Config) -> g.Panel:
     return c.timeseries(
         "Locks by mode",
         "Locks held or awaited in the selected databases, per lock mode. A growing "
-        "AccessExclusiveLock or ExclusiveLock count means DDL or explicit locking.",
+        "AccessExclusiveLock or ExclusiveLock count means DDL or explicit locking. "
+        f"{c.SCRAPE_WINDOW}",
         [c.Query(c.sum_by(("mode",), _in_databases(pg.PG_LOCKS)), "{{mode}}")],
         unit="short",
         stack=True,
@@ -116,11 +120,11 @@ def locks_by_mode(cfg: config.Config) -> g.Panel:
 def deadlocks(cfg: config.Config) -> g.Panel:
     return c.timeseries(
         "Deadlocks",
-        "Deadlocks per second per database; each aborted one of its transactions with an "
-        f"error. Any in the rate window for {cfg.durations.postgres_deadlocks} fires "
-        "PostgresDeadlocks.",
-        [c.Query(_by_database(pg.PG_DEADLOCKS), "{{datname}}")],
-        unit="ops",
+        "Deadlocks per database, as PostgresDeadlocks counts them; each aborted one of its "
+        f"transactions with an error. Any for {cfg.durations.postgres_deadlocks} fires "
+        f"PostgresDeadlocks. {c.alert_window(cfg)}",
+        [c.Query(c.recorded(r.pg_deadlocks_increase(cfg), c.SCOPE[1], DATABASE), "{{datname}}")],
+        unit="short",
     )
 
 
@@ -128,7 +132,7 @@ def transactions(cfg: config.Config) -> g.Panel:
     return c.timeseries(
         "Commits and rollbacks",
         "Transactions per second per database, committed and rolled back. Rollbacks "
-        "include those of failed statements and of deadlock victims.",
+        f"include those of failed statements and of deadlock victims. {c.RATE_WINDOW}",
         [
             c.Query(_by_database(pg.PG_COMMITS), "{{datname}} commits"),
             c.Query(_by_database(pg.PG_ROLLBACKS), "{{datname}} rollbacks"),
@@ -145,7 +149,7 @@ def buffer_hit_ratio(cfg: config.Config) -> g.Panel:
         "Buffer cache hit ratio",
         "Share of block reads served from shared buffers rather than from disk (or the "
         f"OS cache), per database. Below the dashed line ({fmt_ratio(low)}) the working set "
-        "no longer fits in shared_buffers.",
+        f"no longer fits in shared_buffers. {c.RATE_WINDOW}",
         [c.Query(f"{hits}\n  / ({hits} + {reads})", "{{datname}}")],
         unit="percentunit",
         steps=c.below(low),
@@ -159,7 +163,8 @@ def longest_transaction(cfg: config.Config) -> g.Panel:
         "Longest transaction",
         "Age of the oldest open transaction of a client session per database (autovacuum "
         f"left out). Above the dashed line ({fmt_seconds(t)}) for "
-        f"{cfg.durations.postgres_long_transaction} fires PostgresLongTransaction.",
+        f"{cfg.durations.postgres_long_transaction} fires PostgresLongTransaction. "
+        f"{c.SCRAPE_WINDOW}",
         [c.Query(c.sum_by(("datname",), _in_databases(pg.PG_OLDEST_TRANSACTION)), "{{datname}}")],
         unit="s",
         steps=c.above(t),
@@ -173,7 +178,7 @@ def longest_idle_in_transaction(cfg: config.Config) -> g.Panel:
         "Longest time a session has sat idle inside an open transaction, per database: "
         "an application that forgot to commit. Above the dashed line "
         f"({fmt_seconds(t)}) for {cfg.durations.postgres_idle_in_transaction} fires "
-        "PostgresIdleInTransaction.",
+        f"PostgresIdleInTransaction. {c.SCRAPE_WINDOW}",
         [
             c.Query(
                 c.sum_by(("datname",), _in_databases(pg.PG_IDLE_IN_TRANSACTION_MAX)),
@@ -188,7 +193,7 @@ def longest_idle_in_transaction(cfg: config.Config) -> g.Panel:
 def database_size(cfg: config.Config) -> g.Panel:
     return c.timeseries(
         "Database size",
-        "Disk space used by each selected database.",
+        f"Disk space used by each selected database. {c.SCRAPE_WINDOW}",
         [c.Query(c.sum_by(("datname",), _in_databases(pg.PG_DATABASE_SIZE)), "{{datname}}")],
         unit="bytes",
     )
@@ -200,7 +205,8 @@ def top_statements(cfg: config.Config) -> g.Panel:
         "Top statements by total time",
         "The normalised statements that spent the most time executing over the dashboard's "
         f"time range (top {cfg.postgres.top_statements} by total time as exported). Needs "
-        "pg_stat_statements loaded (shared_preload_libraries) and created; empty otherwise.",
+        "pg_stat_statements loaded (shared_preload_libraries) and created; empty otherwise. "
+        f"{c.RANGE_WINDOW}",
         c.Query(
             f"topk(10, {c.sum_by(('datname', 'queryid', 'query'), seconds)})",
             "{{query}}",

@@ -34,7 +34,8 @@ def objective(cfg: config.Config) -> g.Panel:
     return c.stat(
         "Objective",
         f"Share of requests that must be good over {cfg.slo_alerting.period}: the rest is the "
-        "error budget. Set per SLO in config.slos (or slos in monitoring.toml).",
+        "error budget. Set per SLO in config.slos (or slos in monitoring.toml). "
+        f"{c.WINDOW}none, a setting.",
         f"{slo.OBJECTIVE}{ONE}",
         unit="percentunit",
     )
@@ -45,7 +46,8 @@ def budget_left(cfg: config.Config) -> g.Panel:
         "Error budget left",
         f"Share of the {cfg.slo_alerting.period} error budget not yet spent: 1 minus the "
         f"error ratio over {cfg.slo_alerting.period} divided by the budget. Red once it is "
-        "overspent, i.e. the objective is missed.",
+        "overspent, i.e. the objective is missed. "
+        f"{c.WINDOW}the SLO period ({cfg.slo_alerting.period}), from its recording rule.",
         _budget_left_expr(cfg),
         unit="percentunit",
         steps=c.below(0.0),
@@ -63,7 +65,8 @@ def burn_now(cfg: config.Config) -> g.Panel:
         "Burn rate now",
         f"How fast the budget burns over the last {window}: 1x spends exactly the budget in "
         f"{cfg.slo_alerting.period}. Red from the slowest page factor "
-        f"({fmt_number(min((r.factor for r in cfg.slo_alerting.page), default=1))}x).",
+        f"({fmt_number(min((r.factor for r in cfg.slo_alerting.page), default=1))}x). "
+        f"{c.WINDOW}the last {window}, from its recording rule.",
         slo.burn_rate_of(slo.error_ratio(window), ONE),
         unit="suffix:x",
         steps=_burn_steps(cfg.slo_alerting.page, c.BAD),
@@ -80,7 +83,8 @@ def exhaustion(cfg: config.Config) -> g.Panel:
         "Time to budget exhaustion",
         f"How long the budget left lasts at the burn rate of the last {window}, capped at the "
         f"period ({cfg.slo_alerting.period}): at or beyond it, the budget outlasts the period. "
-        f"Red below {slo.lasts(cfg, slowest_page)}, where the page starts.",
+        f"Red below {slo.lasts(cfg, slowest_page)}, where the page starts. "
+        f"{c.WINDOW}the last {window}.",
         f"clamp_max(\n  {left}\n  / {JOIN}\n  ({burn}),\n  {cap}\n)",
         unit="s",
         steps=c.below(period / slowest_page),
@@ -105,7 +109,8 @@ def _burn_panel(title: str, alert: str, rates: tuple[BurnRate, ...], colour: str
         title,
         f"Error ratio over each window {alert} reads, divided by the error budget (1x spends "
         f"it exactly over the period). It fires when {slo.conditions(rates)}: both windows "
-        "of a pair above the dashed line of its factor.",
+        "of a pair above the dashed line of its factor. "
+        f"{c.WINDOW}each window the alert reads, from the same recording rules.",
         [c.Query(slo.burn_rate_of(slo.error_ratio(w), ONE), w) for w in _windows_of(rates)],
         unit="suffix:x",
         steps=_burn_steps(rates, colour),
@@ -124,7 +129,8 @@ def budget_over_time(cfg: config.Config) -> g.Panel:
     return c.timeseries(
         "Error budget left over time",
         f"Share of the error budget left, over a {cfg.slo_alerting.period} window ending at "
-        "each point: a steep fall is an incident, a steady slope a chronic burn.",
+        "each point: a steep fall is an incident, a steady slope a chronic burn. "
+        f"{c.WINDOW}the SLO period ({cfg.slo_alerting.period}) ending at each point.",
         [c.Query(_budget_left_expr(cfg), "$slo")],
         unit="percentunit",
         steps=c.below(0.0),
@@ -137,7 +143,7 @@ def traffic(cfg: config.Config) -> g.Panel:
         "Requests and bad requests",
         f"Requests per second the SLO counts, and the bad ones among them (rates over {base}): "
         "availability counts 5xx responses as bad, latency the responses slower than its "
-        "threshold.",
+        f"threshold. {c.WINDOW}the last {base}, from the SLO's recording rules.",
         [
             c.Query(f"{slo.requests_rate(base)}{ONE}", "requests"),
             c.Query(f"{slo.errors_rate(base)}{ONE}", "bad"),
@@ -150,7 +156,8 @@ def budgets(cfg: config.Config) -> g.Panel:
     return c.bars(
         "Error budget left per SLO",
         f"Every SLO of the job's unspent share of its {cfg.slo_alerting.period} error budget, "
-        "whichever is selected above. Red once overspent.",
+        "whichever is selected above. Red once overspent. "
+        f"{c.WINDOW}the SLO period ({cfg.slo_alerting.period}).",
         c.Query(_budget_left_expr(cfg, selector='{job="$job"}'), "{{slo}}", instant=True),
         unit="percentunit",
         steps=c.below(0.0),

@@ -1,6 +1,6 @@
 """Prometheus metrics, structured logs and a demo API for Genonaut's FastAPI services.
 
-from genonaut_monitoring.exporters import instrument, pagination_query, configure_logging
+from genonaut_monitoring.exporters import instrument, paginated, configure_logging
 
 configure_logging()
 instrumentation = instrument(app, engine=engine)
@@ -17,8 +17,10 @@ from genonaut_monitoring.exporters.instrument import (
 from genonaut_monitoring.exporters.logs import configure_logging
 from genonaut_monitoring.exporters.middleware import MetricsMiddleware
 from genonaut_monitoring.exporters.pagination import (
+    Paginated,
     PaginationParams,
     PaginationQuery,
+    paginated,
     pagination_query,
 )
 
@@ -27,6 +29,7 @@ __all__ = [
     "CacheRecorder",
     "Instrumentation",
     "MetricsMiddleware",
+    "Paginated",
     "PaginationParams",
     "PaginationQuery",
     "RequestState",
@@ -34,5 +37,6 @@ __all__ = [
     "current",
     "instrument",
     "metrics_for",
+    "paginated",
     "pagination_query",
 ]

@@ -13,7 +13,7 @@ capped by the exporters.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -47,6 +47,9 @@ PAGE_SIZE_CLASSES: tuple[tuple[float, str], ...] = (
     (float("inf"), "251+"),
 )
 PAGINATION_MODES = ("offset", "cursor")
+# database_errors_total{kind}: the connection failed (to open, or while a statement ran),
+# no pooled connection came free within the pool timeout, or a statement raised.
+DB_ERROR_KINDS = ("connection", "pool_timeout", "statement")
 CACHE_RESULTS = ("hit", "miss")
 PREFETCH_OUTCOMES = ("used", "wasted")
 
@@ -101,14 +104,32 @@ class MetricSpec:
         return {self.name: labels}
 
     @property
+    def series_per_child(self) -> int:
+        """Series one label set adds to ``/metrics`` (``_created`` is never exposed)."""
+        if self.kind == "histogram":
+            # One per boundary, +Inf, _sum and _count.
+            return len(self.buckets or ()) + 3
+        return 1
+
+    @property
     def counter_like(self) -> bool:
         """True when its series only ever go up, so PromQL must rate them."""
         return self.kind in ("counter", "histogram")
 
 
-_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0)
-_DB_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
-_PAGINATION_LABELS = ("route", "mode", "page_size_class", "offset_range")
+# Duration buckets. Between 50ms and 5s no two adjacent boundaries are more than 1.6x
+# apart (contract.bucket_problems), so histogram_quantile()'s interpolation inside a
+# bucket stays close; 1-2.5s, where API latency alerts live, is finer still (a constant
+# 1.5s reads as a p95 of about 1.58s). Every threshold config.Thresholds compares a
+# quantile with is a boundary (the build checks it): 0.25, 0.5 and 1.
+_LATENCY_BUCKETS = (
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.16, 0.25, 0.35, 0.5, 0.75,
+    1.0, 1.25, 1.6, 2.0, 2.5, 3.5, 5.0, 10.0,
+)  # fmt: skip
+_DB_BUCKETS = (
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.16, 0.25, 0.35,
+    0.5, 0.75, 1.0, 1.6, 2.5, 3.5, 5.0,
+)  # fmt: skip
 
 # --- HTTP -------------------------------------------------------------------
 HTTP_REQUESTS = MetricSpec(
@@ -138,18 +159,23 @@ HTTP_EXCEPTIONS = MetricSpec(
 )
 
 # --- Pagination ---------------------------------------------------------------
+# Every paginated route gets its series at zero when the routes are read
+# (exporters/series.py): 320 per offset route (at most 980 as it serves more
+# page-size classes), 71 per cursor route (at most 181); other routes none.
 PAGINATION_REQUEST_DURATION = MetricSpec(
     "pagination_request_duration_seconds",
     "histogram",
-    "Duration of paginated requests, by route, mode, page-size class and offset range.",
-    _PAGINATION_LABELS,
+    "Duration of paginated requests, by route, mode and offset range.",
+    # No page-size class: every offset range of a paginated route is created at zero
+    # (a deep page seen once must show in rate()), so a sixfold label would cost 6x.
+    ("route", "mode", "offset_range"),
     _LATENCY_BUCKETS,
 )
 PAGINATION_QUERY_DURATION = MetricSpec(
     "pagination_query_duration_seconds",
     "histogram",
-    "Duration of the database query that fetches one page, timed by the repository.",
-    _PAGINATION_LABELS,
+    "Duration of the database statements that fetch one page of a paginated request.",
+    ("route", "mode", "page_size_class", "offset_range"),
     _DB_BUCKETS,
 )
 PAGINATION_PAGE_SIZE = MetricSpec(
@@ -192,8 +218,15 @@ DB_QUERY_DURATION = MetricSpec(
 DB_QUERY_ERRORS = MetricSpec(
     "database_query_errors_total",
     "counter",
-    "Database statements that raised an error.",
+    "Database statements that raised an error, by operation and main table.",
     ("operation", "table"),
+)
+DB_ERRORS = MetricSpec(
+    "database_errors_total",
+    "counter",
+    "Database faults by pool and kind: connection failures, pool checkout timeouts and "
+    "statement errors.",
+    ("pool", "kind"),
 )
 DB_SLOW_QUERIES = MetricSpec(
     "database_slow_queries_total",
@@ -250,6 +283,14 @@ FRONTEND_PREFETCHES = MetricSpec(
     "counter",
     "Pages the frontend prefetched, by outcome (used or wasted).",
     ("cache", "outcome"),
+)
+
+# --- The exporter itself ---------------------------------------------------------
+FOLDED_SAMPLES = MetricSpec(
+    "metrics_folded_samples_total",
+    "counter",
+    'Observations recorded under route="other" because their metric reached its series cap.',
+    ("metric",),
 )
 
 # --- Exported by others -------------------------------------------------------
@@ -345,165 +386,11 @@ class Metrics:
 # --- PromQL contract ------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Problem:
-    """One way an expression breaks the metric contract."""
-
-    message: str
-
-    def __str__(self) -> str:
-        return self.message
-
-
-def _children(node: Any) -> list[Any]:
-    """Direct sub-expressions of a promql_parser node."""
-    import promql_parser as pp
-
-    if isinstance(node, pp.BinaryExpr):
-        return [node.lhs, node.rhs]
-    if isinstance(node, pp.AggregateExpr):
-        return [node.expr] + ([node.param] if node.param is not None else [])
-    if isinstance(node, pp.Call):
-        return list(node.args)
-    if isinstance(node, pp.MatrixSelector):
-        return [node.vector_selector]
-    if isinstance(node, (pp.ParenExpr, pp.UnaryExpr, pp.SubqueryExpr)):
-        return [node.expr]
-    return []
-
-
-def _walk(node: Any, rated: bool = False) -> Iterator[tuple[Any, bool]]:
-    """Every node below and including ``node``, with whether a range function rates it."""
-    import promql_parser as pp
-
-    yield node, rated
-    inner = rated or (isinstance(node, pp.Call) and node.func.name in _RANGE_FUNCTIONS)
-    for child in _children(node):
-        yield from _walk(child, inner)
-
-
 def check_expression(
     expr: str, extra_series: Mapping[str, frozenset[str]] | None = None
-) -> list[Problem]:
-    """Check a PromQL expression (Grafana variables already substituted).
+) -> list[Any]:
+    """Check a PromQL expression against the catalogue (see :mod:`.contract`)."""
+    # Imported here: the contract needs promql_parser, which the runtime never loads.
+    from genonaut_monitoring.exporters import contract
 
-    ``extra_series`` maps recording-rule names to the labels they keep. Returns
-    the problems found: a parse error, an unknown metric, a label the metric
-    lacks, a histogram quantile without ``_bucket``/``le``, a counter used
-    outside ``rate``/``increase``. An empty list means the expression is sound.
-    """
-    import promql_parser as pp
-
-    try:
-        ast = pp.parse(expr)
-    except ValueError as exc:
-        return [Problem(f"does not parse: {exc}")]
-
-    extra = dict(extra_series or {})
-    problems: list[Problem] = []
-
-    def series_labels(name: str) -> tuple[MetricSpec | None, frozenset[str]] | None:
-        if name in extra:
-            return None, extra[name] | TARGET_LABELS
-        return lookup(name)
-
-    def selector_labels(node: Any) -> frozenset[str]:
-        """Labels available below ``node``: those of every metric it selects."""
-        labels: set[str] = set()
-        for child, _ in _walk(node):
-            if isinstance(child, pp.VectorSelector) and child.name:
-                found = series_labels(child.name)
-                if found:
-                    labels |= found[1]
-            if isinstance(child, pp.Call) and child.func.name in ("label_replace", "label_join"):
-                target = child.args[1]
-                if isinstance(target, pp.StringLiteral):
-                    labels.add(target.val)
-        return frozenset(labels)
-
-    for node, rated in _walk(ast):
-        if isinstance(node, pp.VectorSelector):
-            name = node.name
-            if not name:
-                problems.append(Problem("selects series without a metric name"))
-                continue
-            found = series_labels(name)
-            if found is None:
-                problems.append(
-                    Problem(
-                        f"metric {name!r} is not in the catalogue (exporters/catalogue.py), "
-                        "nor recorded from another exporter (exporters/*.json), "
-                        "nor produced by a recording rule"
-                    )
-                )
-                continue
-            spec, labels = found
-            for matcher in node.matchers.matchers:
-                if matcher.name != "__name__" and matcher.name not in labels:
-                    problems.append(
-                        Problem(
-                            f"metric {name!r} has no label {matcher.name!r} "
-                            f"(it has: {', '.join(sorted(labels))})"
-                        )
-                    )
-            if spec is not None and spec.counter_like and not rated:
-                problems.append(
-                    Problem(
-                        f"{spec.kind} {name!r} is used outside rate()/increase(): "
-                        "its raw value only ever grows; wrap it in rate(...[$__rate_interval])"
-                    )
-                )
-        elif isinstance(node, pp.AggregateExpr) and node.modifier is not None:
-            available = selector_labels(node.expr)
-            for label in node.modifier.labels:
-                if label not in available:
-                    problems.append(
-                        Problem(
-                            f"{node.op} groups by {label!r}, which none of its metrics has "
-                            f"(they have: {', '.join(sorted(available)) or 'no labels'})"
-                        )
-                    )
-        elif isinstance(node, pp.BinaryExpr) and node.modifier is not None:
-            matching = node.modifier.matching
-            join = list(matching.labels) if matching is not None else []
-            if matching is not None and matching.type == pp.LabelModifierType.Include:
-                for side in (node.lhs, node.rhs):
-                    available = selector_labels(side)
-                    for label in join:
-                        if label not in available:
-                            problems.append(Problem(f"on({label}) names a label the operand lacks"))
-        elif isinstance(node, pp.Call) and node.func.name == "histogram_quantile":
-            inner = [n for n, _ in _walk(node.args[1]) if isinstance(n, pp.VectorSelector)]
-            if not any(n.name and n.name.endswith("_bucket") for n in inner) and not any(
-                n.name in extra for n in inner
-            ):
-                problems.append(
-                    Problem("histogram_quantile() needs a *_bucket series (with its le label)")
-                )
-            for agg, _ in _walk(node.args[1]):
-                if (
-                    isinstance(agg, pp.AggregateExpr)
-                    and agg.modifier is not None
-                    and agg.modifier.type == pp.AggModifierType.By
-                    and "le" not in agg.modifier.labels
-                ):
-                    problems.append(
-                        Problem(f"histogram_quantile() over {agg.op} by (...) must keep 'le'")
-                    )
-    # One message per distinct problem, in a stable order.
-    return list(dict.fromkeys(problems))
-
-
-# Functions whose range-vector argument legitimately holds counters.
-_RANGE_FUNCTIONS = frozenset(
-    {
-        "rate",
-        "irate",
-        "increase",
-        "resets",
-        "absent_over_time",
-        "present_over_time",
-        "count_over_time",
-        "changes",
-    }
-)
+    return list(contract.check_expression(expr, extra_series))

@@ -20,9 +20,12 @@ from collections.abc import MutableMapping
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
+from genonaut_monitoring.exporters.catalogue import UNMATCHED_ROUTE
+
 if TYPE_CHECKING:
     from genonaut_monitoring.exporters.middleware import Recorder
     from genonaut_monitoring.exporters.pagination import Page
+    from genonaut_monitoring.exporters.routes import Target
 
 _log = logging.getLogger("genonaut_monitoring.exporters")
 
@@ -34,43 +37,57 @@ _last_fault = -FAULT_LOG_INTERVAL
 class RequestState:
     """What the middleware knows about the request being served."""
 
-    __slots__ = (
-        "items",
-        "page",
-        "page_detected",
-        "query_seconds",
-        "recorder",
-        "request_id",
-        "root_path",
-        "scope",
-    )
+    __slots__ = ("page", "path", "recorder", "request_id", "root_path", "scope", "target")
 
     def __init__(
-        self, scope: MutableMapping[str, Any], root_path: str, request_id: str, recorder: Recorder
+        self,
+        scope: MutableMapping[str, Any],
+        root_path: str,
+        request_id: str,
+        recorder: Recorder,
+        path: str = "",
     ) -> None:
         self.scope = scope
-        # root_path when the request entered the middleware; its growth is the mount prefix.
+        # root_path and path (without it) when the request entered the middleware.
         self.root_path = root_path
+        self.path = path
         self.request_id = request_id
         self.recorder = recorder
-        # Pagination, detected lazily (at most once) and completed by pagination_query().
-        self.page: Page | None = None
-        self.page_detected = False
-        # Set by pagination_query(): items in the page, and seconds spent in the queries.
-        self.items: int | None = None
-        self.query_seconds: float | None = None
+        # The route's label and pagination, once the router has matched (routes.Target).
+        self.target: Target | None = None
+        # The page, read at most once from the route's parameters (pagination_query()
+        # may complete it); _UNREAD until then.
+        self.page: Any = _UNREAD
+
+    def route_target(self) -> Target:
+        """The matched route's label and pagination (``unmatched`` until the router matched)."""
+        target = self.target
+        if target is None:
+            target = self.recorder.target(self)
+            if target.label != UNMATCHED_ROUTE:
+                self.target = target
+        return target
 
     @property
     def route(self) -> str:
         """Route template label of this request (``unmatched`` until the router matched)."""
-        return self.recorder.route_label(self.scope, self.root_path)
+        return self.route_target().label
 
     def pagination(self) -> Page | None:
-        """This request's pagination, detected from its query string on first use."""
-        if not self.page_detected:
-            self.page_detected = True
-            self.page = self.recorder.detect_page(self)
-        return self.page
+        """This request's page, read from its route's parameters on first use after routing."""
+        page = self.page
+        if page is _UNREAD:
+            paging = self.route_target().paging
+            if self.target is None:
+                return None  # not routed yet: ask again later
+            page = self.page = (
+                paging.parse(self.scope.get("query_string", b"")) if paging is not None else None
+            )
+        return page
+
+
+# RequestState.page before the route's parameters were read.
+_UNREAD = object()
 
 
 _current: ContextVar[RequestState | None] = ContextVar("genonaut_request", default=None)

@@ -6,7 +6,23 @@ events and labelled by operation (``SELECT``, ``INSERT``, ``UPDATE``,
 classified once, by a small tokenizer, and the result (with the histogram
 child for its labels) is cached: statements repeat, so the hot path is one dict
 lookup and one ``observe()``. Tables get at most :data:`MAX_TABLES` label
-values per metric registry; later ones are folded into ``other``.
+values per metric registry; later ones are folded into ``other``. Fingerprints
+(:mod:`.sql`) follow the engine's dialect.
+
+Inside a paginated request, a statement that pages (a ``SELECT`` with
+``LIMIT``/``OFFSET``/``FETCH``, but not a single-row ``LIMIT 1`` lookup) adds
+its time, and the rows the driver reports (``cursor.rowcount``: psycopg says
+how many a ``SELECT`` returned, SQLite's driver always -1), to the request's
+page query: ``pagination_query_duration_seconds`` and
+``pagination_items_returned`` then need no code in the repository. A
+``pagination_query()`` timer in the request wins over it.
+
+Every fault counts in ``database_errors_total{pool, kind}``, created at zero:
+``connection`` (the connection could not be opened, or was lost while a
+statement ran: SQLAlchemy's ``handle_error`` without a statement, or a
+disconnect), ``pool_timeout`` (no pooled connection came free in time) and
+``statement`` (the statement raised). Statement errors are also counted by
+operation and table in ``database_query_errors_total``.
 
 Pool gauges follow the pool's own accounting. SQLAlchemy has no event after a
 connection is back in the pool (``checkin`` fires before the return, so the
@@ -27,7 +43,6 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 import threading
 import time
 import weakref
@@ -40,234 +55,86 @@ from sqlalchemy.pool import QueuePool
 
 from genonaut_monitoring.exporters import catalogue, sqlcomment
 from genonaut_monitoring.exporters.context import FAULT_LOG_INTERVAL, current
+from genonaut_monitoring.exporters.sql import (
+    MAX_FINGERPRINT,
+    NO_TABLE,
+    OPERATIONS,
+    classify,
+    fingerprint,
+    pages,
+)
+
+__all__ = [
+    "MAX_FINGERPRINT",
+    "NO_TABLE",
+    "OPERATIONS",
+    "classify",
+    "fingerprint",
+    "instrument_engine",
+    "pool_name",
+]
 
 log = logging.getLogger("genonaut_monitoring.db")
 
-OPERATIONS = ("SELECT", "INSERT", "UPDATE", "DELETE", "OTHER")
-# Table label of statements without one (``SELECT 1``, ``BEGIN``, DDL, ``PRAGMA``).
-NO_TABLE = "none"
 # Distinct table label values per metric registry; more are labelled catalogue.OTHER.
 MAX_TABLES = 50
 # Distinct statement strings whose classification is cached; the cache restarts when full.
 MAX_STATEMENTS = 2_000
-# Fingerprints longer than this are cut, so one log line stays readable.
-MAX_FINGERPRINT = 2_000
 # Pool label values are cut to this length.
 MAX_POOL_NAME = 64
-
-_VERBS = frozenset(OPERATIONS[:4])
-
-# One pass over a statement: comments go, literals and bound parameters of every
-# DBAPI paramstyle become "?", quoted identifiers and "::" casts stay as they are.
-_LITERALS = re.compile(
-    r"""
-    (?P<comment>--[^\n]*|/\*.*?\*/)
-  | (?P<ident>"(?:[^"]|"")*"|`[^`]*`)
-  | (?P<cast>::)
-  | (?P<value>
-        [Ee]'(?:[^'\\]|''|\\.)*'                # PostgreSQL escape string: backslashes too
-      | [BbXxNnUu]?'(?:[^']|'')*'              # string literal, '' escapes a quote
-      | \$(?P<tag>(?:[A-Za-z_]\w*)?)\$.*?\$(?P=tag)\$  # PostgreSQL dollar quoting
-      | %\([^)]*\)s | %s | \? | :[A-Za-z_]\w* | \$\d+  # pyformat, format, qmark, named, numeric
-      | (?<![\w$.])(?:0[xX][0-9a-fA-F]+|(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)(?![\w$])
-    )
-    """,
-    re.VERBOSE | re.DOTALL,
-)
-_SPACE = re.compile(r"\s+")
-# A parenthesised list of placeholders: IN (?, ?, ?) and VALUES (?, ?).
-_PLACEHOLDER_LIST = re.compile(r"\(\s*\?(?:\s*,\s*\?)*\s*\)")
-# Repeated rows of a multi-row VALUES: (?), (?), (?).
-_PLACEHOLDER_ROWS = re.compile(r"\(\?\)(?:\s*,\s*\(\?\))+")
-_TOKENS = re.compile(r'"(?:[^"]|"")*"|`[^`]*`|[\w$]+|[().,;]')
-_PUNCTUATION = frozenset("().,;")
-
-
-def fingerprint(statement: str) -> str:
-    """The statement with every literal and parameter replaced by ``?``.
-
-    >>> fingerprint("SELECT * FROM t WHERE id IN (1, 2, 3) AND name = 'x'")
-    'SELECT * FROM t WHERE id IN (?) AND name = ?'
-    """
-
-    def replace(match: re.Match[str]) -> str:
-        if match.lastgroup == "comment":
-            return " "
-        if match.lastgroup in ("value", "tag"):
-            return "?"
-        return match.group()
-
-    text = _LITERALS.sub(replace, statement)
-    text = _SPACE.sub(" ", text).strip()
-    text = _PLACEHOLDER_LIST.sub("(?)", text)
-    text = _PLACEHOLDER_ROWS.sub("(?)", text)
-    if len(text) > MAX_FINGERPRINT:
-        text = text[: MAX_FINGERPRINT - 3] + "..."
-    return text
-
-
-def _name(token: str) -> str:
-    """A table name as a label value: unquoted, lower case, bounded."""
-    if token[:1] in ('"', "`"):
-        token = token[1:-1]
-    return token.lower()[:63]
-
-
-class _Parsed:
-    """Tokens of a fingerprint with their parenthesis depth."""
-
-    def __init__(self, text: str) -> None:
-        self.tokens = _TOKENS.findall(text)
-        self.upper = [token.upper() for token in self.tokens]
-        self.depth: list[int] = []
-        depth = 0
-        for token in self.tokens:
-            if token == ")":
-                depth -= 1
-            self.depth.append(depth)
-            if token == "(":
-                depth += 1
-
-    def name_at(self, i: int) -> str | None:
-        """The (possibly schema-qualified) name starting at token ``i``; its last part."""
-        tokens = self.tokens
-        if i >= len(tokens) or tokens[i] in _PUNCTUATION:
-            return None
-        while i + 2 < len(tokens) and tokens[i + 1] == "." and tokens[i + 2] not in _PUNCTUATION:
-            i += 2
-        return _name(tokens[i])
-
-    def table_after(self, verb: int) -> str | None:
-        """Main table of the statement whose verb is token ``verb``."""
-        upper, depth = self.upper, self.depth
-        kind, level = upper[verb], depth[verb]
-        i = verb + 1
-        if kind in ("INSERT", "UPDATE"):
-            # INSERT OR REPLACE INTO t, UPDATE OR IGNORE t, UPDATE ONLY t.
-            while i < len(upper) and upper[i] in (
-                "OR",
-                "REPLACE",
-                "IGNORE",
-                "ROLLBACK",
-                "ABORT",
-                "FAIL",
-                "INTO",
-                "ONLY",
-            ):
-                i += 1
-            return self.name_at(i)
-        for j in range(i, len(upper)):
-            if depth[j] < level:
-                return None
-            if depth[j] == level and upper[j] == "FROM":
-                k = j + 1
-                if k < len(upper) and upper[k] == "ONLY":
-                    k += 1
-                if k < len(upper) and upper[k] == "(":
-                    # FROM (SELECT ... FROM t) AS anon: the subquery's table.
-                    inner = self.first_verb(k + 1, depth[k] + 1)
-                    return self.table_after(inner) if inner is not None else None
-                return self.name_at(k)
-        return None
-
-    def first_verb(self, start: int, level: int) -> int | None:
-        """Index of the first SELECT/INSERT/UPDATE/DELETE at ``level`` from ``start``."""
-        for j in range(start, len(self.upper)):
-            if self.depth[j] < level:
-                return None
-            if self.depth[j] == level and self.upper[j] in _VERBS:
-                return j
-        return None
-
-    def tables(self) -> list[str]:
-        """Every name that follows FROM, JOIN, INTO or UPDATE, in order."""
-        found = []
-        for j, word in enumerate(self.upper):
-            if word in ("FROM", "JOIN", "INTO", "UPDATE"):
-                name = self.name_at(j + 1)
-                if name is not None:
-                    found.append(name)
-        return found
-
-
-def classify(statement: str) -> tuple[str, str, str]:
-    """``(operation, table, fingerprint)`` of a statement; table is uncapped here.
-
-    >>> classify("WITH r AS (SELECT id FROM items) DELETE FROM tags WHERE id = 1")[:2]
-    ('DELETE', 'tags')
-    """
-    text = fingerprint(statement)
-    parsed = _Parsed(text)
-    upper = parsed.upper
-    start = 0
-    while start < len(upper) and upper[start] == "(":
-        start += 1
-    if start >= len(upper):
-        return "OTHER", NO_TABLE, text
-    ctes: set[str] = set()
-    if upper[start] == "WITH":
-        level = parsed.depth[start]
-        verb = parsed.first_verb(start + 1, level)
-        if verb is None:
-            return "OTHER", NO_TABLE, text
-        # At the WITH's depth, between WITH and the verb, only CTE names and keywords remain.
-        ctes = {
-            _name(parsed.tokens[j])
-            for j in range(start + 1, verb)
-            if parsed.depth[j] == level
-            and upper[j] not in ("RECURSIVE", "AS", "NOT", "MATERIALIZED", ",")
-        }
-    elif upper[start] in _VERBS:
-        verb = start
-    else:
-        return "OTHER", NO_TABLE, text
-    table = parsed.table_after(verb)
-    if table is not None and table in ctes:
-        # The statement reads a CTE: name the first real table the CTEs read.
-        table = next((name for name in parsed.tables() if name not in ctes), None)
-    return upper[verb], table or NO_TABLE, text
 
 
 class _Statement:
     """A classified statement; ``duration`` is its histogram child once it succeeded."""
 
-    __slots__ = ("duration", "fingerprint", "operation", "table")
+    __slots__ = ("duration", "fingerprint", "operation", "pages", "table")
 
     def __init__(self, operation: str, table: str, fingerprint: str) -> None:
         self.operation = operation
         self.table = table
         self.fingerprint = fingerprint
+        # A SELECT with LIMIT/OFFSET/FETCH: inside a paginated request, it fetches the page.
+        self.pages = pages(operation, fingerprint)
         # Bound on first success, so a statement that only ever fails adds no histogram.
         self.duration: Any = None
 
 
 class _Statements:
-    """Classifications of statement strings, shared by every engine using one Metrics."""
+    """Classifications of statement strings, shared by every engine using one Metrics.
+
+    One cache per dialect: what double quotes mean depends on it (:mod:`.sql`).
+    """
 
     def __init__(self, metrics: catalogue.Metrics) -> None:
         self.metrics = metrics
         self.duration = metrics[catalogue.DB_QUERY_DURATION]
-        self._cache: dict[str, _Statement] = {}
+        self._caches: dict[str, dict[str, _Statement]] = {}
         self._tables: set[str] = set()
         self._lock = threading.Lock()
 
-    def get(self, statement: str) -> _Statement:
+    def cache(self, dialect: str) -> dict[str, _Statement]:
+        """The statements already classified for ``dialect``."""
+        with self._lock:
+            return self._caches.setdefault(dialect, {})
+
+    def get(self, statement: str, dialect: str) -> _Statement:
         """The classification of ``statement``; parsed only the first time it is seen."""
-        found = self._cache.get(statement)
+        cache = self._caches.get(dialect) or self.cache(dialect)
+        found = cache.get(statement)
         if found is not None:
             return found
-        operation, table, text = classify(statement)
+        operation, table, text = classify(statement, dialect)
         with self._lock:
             if table != NO_TABLE and table not in self._tables:
                 if len(self._tables) < MAX_TABLES:
                     self._tables.add(table)
                 else:
                     table = catalogue.OTHER
-            if len(self._cache) >= MAX_STATEMENTS:
+            if len(cache) >= MAX_STATEMENTS:
                 # Statements with inlined literals never repeat; start over rather than grow.
-                self._cache.clear()
+                cache.clear()
             found = _Statement(operation, table, text)
-            self._cache[statement] = found
+            cache[statement] = found
         return found
 
 
@@ -339,6 +206,7 @@ class _Instrumentation:
         self.slow_query_seconds = slow_query_seconds
         self.name = name
         engine = self._engine()
+        self.dialect = engine.dialect.name if engine is not None else ""
         sized = engine is not None and isinstance(engine.pool, QueuePool)
         # Only pools with a size get size, max_overflow and overflow series (module docstring).
         specs = [catalogue.DB_POOL_CHECKED_OUT]
@@ -349,8 +217,12 @@ class _Instrumentation:
                 catalogue.DB_POOL_OVERFLOW,
             ]
         self._gauges = {spec: metrics[spec].labels(name) for spec in specs}
-        # Created now, so the series exists at 0 before the first timeout.
+        # Created now, so the series exist at 0 before the first timeout or error.
         self._timeouts = metrics[catalogue.DB_POOL_CHECKOUT_TIMEOUTS].labels(name)
+        self._errors = {
+            kind: metrics[catalogue.DB_ERRORS].labels(name, kind)
+            for kind in catalogue.DB_ERROR_KINDS
+        }
 
     # --- statements ---
 
@@ -377,7 +249,7 @@ class _Instrumentation:
             elapsed = time.perf_counter() - started
             if self.uncomment is not None:
                 statement = self.uncomment(statement)
-            found = self.statements.get(statement)
+            found = self.statements.get(statement, self.dialect)
             duration = found.duration
             if duration is None:
                 duration = found.duration = self.statements.duration.labels(
@@ -386,8 +258,27 @@ class _Instrumentation:
             duration.observe(elapsed)
             if elapsed >= self.slow_query_seconds:
                 self._slow(found, elapsed)
+            if found.pages:
+                self._page(cursor, context, elapsed)
         except Exception:
             _fault("after_cursor_execute")
+
+    @staticmethod
+    def _page(cursor: Any, context: Any, elapsed: float) -> None:
+        """Add a paging statement's time and rows to its paginated request, if any."""
+        request = current()
+        page = request.pagination() if request is not None else None
+        if page is None:
+            return
+        # A single-row lookup (ORM .first() adds LIMIT 1) does not fetch the page.
+        invoked = getattr(context, "invoked_statement", None)
+        if getattr(invoked, "_limit", None) == 1:
+            return
+        page.auto_seconds = (page.auto_seconds or 0.0) + elapsed
+        # psycopg and most drivers report a SELECT's rows; SQLite's driver says -1.
+        rows = getattr(cursor, "rowcount", -1)
+        if isinstance(rows, int) and rows >= 0:
+            page.auto_items = (page.auto_items or 0) + rows
 
     def handle_error(self, ctx: sa.engine.ExceptionContext) -> None:
         try:
@@ -397,10 +288,15 @@ class _Instrumentation:
                 cursor = getattr(ctx.execution_context, "cursor", None)
             if cursor is not None:
                 self._starts.pop(id(cursor), None)
-            if ctx.statement is None or getattr(ctx, "is_pre_ping", False):
+            if getattr(ctx, "is_pre_ping", False):
+                # A failed pre-ping only makes the pool reconnect; failing that is counted.
+                return
+            lost = ctx.statement is None or ctx.is_disconnect
+            self._errors["connection" if lost else "statement"].inc()
+            if ctx.statement is None:
                 return
             statement = ctx.statement if self.uncomment is None else self.uncomment(ctx.statement)
-            found = self.statements.get(statement)
+            found = self.statements.get(statement, self.dialect)
             self.metrics[catalogue.DB_QUERY_ERRORS].labels(found.operation, found.table).inc()
         except Exception:
             _fault("handle_error")
@@ -438,6 +334,7 @@ class _Instrumentation:
                 return connect()
             except sa.exc.TimeoutError:
                 self._timeouts.inc()
+                self._errors["pool_timeout"].inc()
                 raise
             finally:
                 self.refresh_pool()

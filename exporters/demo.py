@@ -620,6 +620,9 @@ def create_app(
         return JSONResponse({"detail": "database connection pool exhausted; retry"}, 503)
 
     @app.get(API_PREFIX, response_model=OffsetPage)
+    # Its parameters default to None (either style may be used): the declaration says
+    # what a request that gives no size gets, so one that fails early is still labelled.
+    @exporters.paginated("offset", page_size=DEFAULT_PAGE_SIZE)
     def list_content(
         page: Annotated[int | None, Query(ge=1, le=MAX_OFFSET)] = None,
         page_size: Annotated[int | None, Query(ge=1, le=MAX_PAGE_SIZE)] = None,
@@ -635,6 +638,8 @@ def create_app(
             raise _unprocessable("offset", "offset is another name for skip: give one", offset)
         window = offset_window(page, page_size, skip if offset is None else offset, limit)
         query = offset_page_query(window.offset, window.page_size + 1)
+        # Optional (the listeners time the page statement by themselves); here it counts
+        # the items too, which SQLite's driver does not report, and fetches one row more.
         timed = exporters.pagination_query(
             mode="offset", page_size=window.page_size, offset=window.offset
         )
@@ -671,7 +676,7 @@ def create_app(
                     "unchanged, or omit cursor to start from the newest item",
                 ) from None
         query = cursor_page_query(position, limit + 1)
-        timed = exporters.pagination_query(mode="cursor", page_size=limit)
+        timed = exporters.pagination_query()  # counts the items, as above
         with engine.connect() as conn, timed as handle:
             rows = conn.execute(query).all()
             handle.items = min(len(rows), limit)

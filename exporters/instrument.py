@@ -26,7 +26,7 @@ from genonaut_monitoring.exporters.cache import CacheRecorder, CacheRecorders, f
 from genonaut_monitoring.exporters.context import report_fault
 from genonaut_monitoring.exporters.exposition import CONTENT_TYPE, TextExposition
 from genonaut_monitoring.exporters.middleware import MetricsMiddleware
-from genonaut_monitoring.exporters.pagination import PaginationParams
+from genonaut_monitoring.exporters.pagination import Paginated, PaginationParams
 
 DEFAULT_FRONTEND_CACHES = ("content-pages", "content-items", "thumbnails")
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -144,6 +144,8 @@ def instrument(
     engine: Any = None,
     registry: CollectorRegistry | None = None,
     pagination: PaginationParams | None = None,
+    pagination_routes: Mapping[str, Paginated | None] | None = None,
+    max_series_per_metric: int | None = None,
     slow_query_seconds: float | None = None,
     metrics_path: str = "/metrics",
     frontend_path: str = "/api/v1/telemetry/frontend",
@@ -166,11 +168,38 @@ def instrument(
     ``sql_comments=True`` appends ``/*request_id='…',route='…'*/`` (sqlcommenter) to
     every statement run in a request, so ``pg_stat_activity`` names the route.
 
+    Pagination is read from each route's declared parameters (names from
+    ``pagination``); ``pagination_routes`` maps route templates to
+    :func:`paginated` declarations for routes whose parameters say too little.
+    No metric exposes more than ``max_series_per_metric`` series (default
+    ``config.Exporter.max_series_per_metric``): past it,
+    new label sets are recorded under ``route="other"`` and counted in
+    ``metrics_folded_samples_total``.
+
         app = FastAPI()
-        instrument(app, engine=engine, slow_query_seconds=0.2)
+        instrument(app, engine=engine, slow_query_seconds=0.2,
+                   pagination_routes={"/tags/popular": paginated("offset", page_size=20)})
     """
     if getattr(app.state, "genonaut_instrumentation", None) is not None:
         raise RuntimeError("instrument(app): this app is already instrumented; call it once")
+    routes = dict(pagination_routes or {})
+    for template, declared in routes.items():
+        if not isinstance(template, str) or not template.startswith("/"):
+            raise ValueError(
+                f"instrument(pagination_routes=...): key {template!r} must be a route template "
+                "such as '/api/v1/content'"
+            )
+        if declared is not None and not isinstance(declared, Paginated):
+            raise ValueError(
+                f"instrument(pagination_routes=...): {template!r} maps to {declared!r}; give "
+                "paginated('offset'), paginated('cursor', page_size=50) or None (not paginated)"
+            )
+    if max_series_per_metric is None:
+        max_series_per_metric = config.CONFIG.exporter.max_series_per_metric
+    if type(max_series_per_metric) is not int or max_series_per_metric < 1:
+        raise ValueError(
+            f"instrument(max_series_per_metric={max_series_per_metric!r}): give a positive integer"
+        )
     registry = REGISTRY if registry is None else registry
     metrics = metrics_for(registry)
     instrumentation = Instrumentation(registry, metrics)
@@ -201,6 +230,8 @@ def instrument(
         MetricsMiddleware,
         metrics=metrics,
         pagination=pagination,
+        pagination_routes=routes,
+        max_series_per_metric=max_series_per_metric,
         excluded_paths=(metrics_path, *excluded_paths),
         log_requests=log_requests,
         first_requests=lazy.resolve if lazy is not None else None,

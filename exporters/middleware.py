@@ -1,8 +1,9 @@
 """The pure-ASGI middleware that records request metrics and writes the access log line.
 
 Per request it does a handful of dictionary lookups and ``inc()``/``observe()``
-calls on cached label children; the route label is the template the router
-already matched (``scope["route"]``), never a re-match of the path.
+calls on cached label children; the route label and the route's pagination come
+from the route object the router already matched (:mod:`.routes`), never from
+a re-match of the path.
 
     app.add_middleware(MetricsMiddleware, metrics=Metrics(registry))
 """
@@ -14,25 +15,29 @@ import logging
 import os
 import re
 import time
-from collections.abc import Callable, Iterable, MutableMapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from starlette.routing import Mount
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from genonaut_monitoring import config
 from genonaut_monitoring.exporters import catalogue
 from genonaut_monitoring.exporters.catalogue import OTHER, UNMATCHED_ROUTE
-from genonaut_monitoring.exporters.context import RequestState, _current, report_fault
+from genonaut_monitoring.exporters.context import _UNREAD, RequestState, _current, report_fault
 from genonaut_monitoring.exporters.logs import ACCESS_LOGGER, log_request
-from genonaut_monitoring.exporters.pagination import Page, PaginationParams, detect, record_request
+from genonaut_monitoring.exporters.pagination import Page, Paginated, PaginationParams
+from genonaut_monitoring.exporters.routes import RouteTable, Target
+from genonaut_monitoring.exporters.series import Children, PaginationSeries
 
 # Methods kept as label values; anything else a client sends folds into "other".
 METHODS = frozenset(
     {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"}
 )
-# Distinct route labels that carry a mount prefix. Mounts whose own path has
-# parameters grow root_path by raw values; past this many labels they fold into "other".
-MAX_MOUNTED_ROUTE_LABELS = 500
+# nginx's status for a client that closed the connection before the response started.
+CLIENT_CLOSED_REQUEST = 499
+# Methods whose requests carry a body, whose reading sees a client that leaves.
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE", OTHER})
 REQUEST_ID_HEADER = b"x-request-id"
 # An incoming X-Request-ID is echoed and logged only when it is short and plain.
 _SAFE_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:-]{1,128}")
@@ -72,27 +77,26 @@ class Recorder:
     """Collectors, cached label children and the labelling rules, shared by all requests."""
 
     def __init__(
-        self, metrics: catalogue.Metrics, pagination: PaginationParams, log_requests: bool
+        self,
+        metrics: catalogue.Metrics,
+        pagination: PaginationParams,
+        log_requests: bool,
+        *,
+        pagination_routes: Mapping[str, Paginated | None] | None = None,
+        max_series: int | None = None,
     ) -> None:
+        if max_series is None:
+            max_series = config.CONFIG.exporter.max_series_per_metric
         self.metrics = metrics
         self.pagination = pagination
         self.log_requests = log_requests
-        self._requests = metrics[catalogue.HTTP_REQUESTS]
-        self._duration = metrics[catalogue.HTTP_REQUEST_DURATION]
+        self.pages = PaginationSeries(metrics, max_series)
+        self.routes = RouteTable(pagination, pagination_routes or {}, self.pages.prepare)
+        self._requests = Children(metrics, catalogue.HTTP_REQUESTS, max_series, 1)
+        self._duration = Children(metrics, catalogue.HTTP_REQUEST_DURATION, max_series, 1)
+        self._exceptions = Children(metrics, catalogue.HTTP_EXCEPTIONS, max_series, 1)
         self._in_progress = metrics[catalogue.HTTP_REQUESTS_IN_PROGRESS]
-        self._exceptions = metrics[catalogue.HTTP_EXCEPTIONS]
-        self._query = metrics[catalogue.PAGINATION_QUERY_DURATION]
-        # labels() validates and locks on every call; these caches make it once per label set.
-        self._request_children: dict[tuple[str, str, int], Any] = {}
-        self._duration_children: dict[tuple[str, str], Any] = {}
         self._in_progress_children: dict[str, Any] = {}
-        self._exception_children: dict[tuple[str, str, str], Any] = {}
-        self._query_children: dict[tuple[str, str, str, str], Any] = {}
-        self._pagination_children: dict[tuple[str, ...], Any] = {}
-        self._mounted_labels: set[str] = set()
-        # Route label -> mode its endpoint declared through pagination_query(mode=...).
-        # Bounded by the route labels; resolves pages the query string leaves ambiguous.
-        self._declared_modes: dict[str, str] = {}
 
     def in_progress(self, method: str) -> Any:
         """The in-progress gauge child of a (folded) method."""
@@ -101,65 +105,13 @@ class Recorder:
             child = self._in_progress_children[method] = self._in_progress.labels(method)
         return child
 
-    def route_label(self, scope: MutableMapping[str, Any], root_path: str) -> str:
-        """Route template of a request, with the prefix of the mounts it went through."""
-        route = scope.get("route")
-        if route is None:
-            return UNMATCHED_ROUTE
-        template = getattr(route, "path_format", None)
-        fastapi_scope = scope.get("fastapi")
-        if fastapi_scope:
-            # FastAPI serves a route of an included router through an "effective" copy
-            # whose template carries the include prefix; the route object itself does not.
-            context = fastapi_scope.get("effective_route_context")
-            if context is not None and (
-                context.original_route is route or context.starlette_route is route
-            ):
-                effective = context.starlette_route or context
-                template = getattr(effective, "path_format", None) or template
-        if not template:
-            return UNMATCHED_ROUTE
-        grown = scope.get("root_path", "")
-        if grown == root_path:
-            return str(template)
-        prefix = grown[len(root_path) :] if grown.startswith(root_path) else grown
-        if isinstance(route, Mount):
-            # A mounted app that is not a router (static files), or matched nothing:
-            # the mount's own template "/static/{path}" already holds its path.
-            prefix = prefix.removesuffix(route.path)
-        label = prefix + template
-        if label not in self._mounted_labels:
-            if len(self._mounted_labels) >= MAX_MOUNTED_ROUTE_LABELS:
-                return OTHER
-            self._mounted_labels.add(label)
-        return label
-
-    def detect_page(self, state: RequestState) -> Page | None:
-        """Pagination requested by the query string, or None.
-
-        A size parameter alone (``?limit=50``) reads as offset 0; on a route whose
-        endpoint declared another mode it takes that mode, so a request failing
-        before its handler runs is labelled like the ones the handler served.
-        """
-        page = detect(state.scope.get("query_string", b""), self.pagination)
-        if page is not None and page.ambiguous and self._declared_modes:
-            declared = self._declared_modes.get(state.route)
-            if declared is not None:
-                page.override(declared, None, None)
-        return page
-
-    def declare_mode(self, route: str, mode: str) -> None:
-        """Remember the pagination mode an endpoint declared for its route."""
-        if self._declared_modes.get(route) != mode:
-            self._declared_modes[route] = mode
+    def target(self, state: RequestState) -> Target:
+        """The route target (label, pagination) of a request, from what the router left."""
+        return self.routes.lookup(state.scope, state.path, state.root_path)
 
     def observe_query(self, route: str, page: Page, seconds: float) -> None:
         """Record one timed page query (from pagination_query)."""
-        key = (route, *page.labels())
-        child = self._query_children.get(key)
-        if child is None:
-            child = self._query_children[key] = self._query.labels(*key)
-        child.observe(seconds)
+        self.pages.observe_query(route, page, seconds)
 
     def finish(
         self,
@@ -170,27 +122,28 @@ class Recorder:
         exception: str | None,
     ) -> None:
         """Record one finished request and write its access log line."""
-        route = self.route_label(state.scope, state.root_path)
-        key = (method, route, status)
-        child = self._request_children.get(key)
+        target = state.target
+        if target is None:
+            target = self.routes.lookup(state.scope, state.path, state.root_path)
+        route = target.label
+        # The children caches are read here directly: this runs for every request.
+        counted = (method, route, str(status))
+        child = self._requests.cache.get(counted)
         if child is None:
-            child = self._request_children[key] = self._requests.labels(method, route, str(status))
+            child = self._requests.make(counted)
         child.inc()
-        duration_key = (method, route)
-        timer = self._duration_children.get(duration_key)
-        if timer is None:
-            timer = self._duration_children[duration_key] = self._duration.labels(*duration_key)
-        timer.observe(duration)
+        timed = (method, route)
+        child = self._duration.cache.get(timed)
+        if child is None:
+            child = self._duration.make(timed)
+        child.observe(duration)
         if exception is not None:
-            exception_key = (method, route, exception)
-            counter = self._exception_children.get(exception_key)
-            if counter is None:
-                counter = self._exception_children[exception_key] = self._exceptions.labels(
-                    *exception_key
-                )
-            counter.inc()
+            self._exceptions.get((method, route, exception)).inc()
 
-        page = state.pagination()
+        page = state.page
+        if page is _UNREAD:
+            paging = target.paging
+            page = None if paging is None else paging.parse(state.scope.get("query_string", b""))
         # A 4xx paginated request asked for something invalid; its timing says nothing
         # about pagination. 5xx ones stay: deep offsets that time out are the point.
         if (
@@ -200,9 +153,11 @@ class Recorder:
             and route != OTHER
             and not 400 <= status < 500
         ):
-            record_request(
-                self.metrics, self._pagination_children, route, page, duration, state.items
-            )
+            seconds, items = page.measured
+            if page.query_seconds is None and seconds is not None:
+                # No pagination_query() ran: the statements the listeners saw page.
+                self.pages.observe_query(route, page, seconds)
+            self.pages.observe_request(route, page, duration, items)
         if self.log_requests and ACCESS_LOGGER.isEnabledFor(logging.INFO):
             self._log(state, route, status, duration, page)
 
@@ -222,8 +177,7 @@ class Recorder:
         }
         if page is not None:
             fields.update(page.log_fields())
-            fields["items_returned"] = state.items
-            seconds = state.query_seconds
+            seconds, fields["items_returned"] = page.measured
             fields["pagination_query_ms"] = None if seconds is None else round(seconds * 1e3, 3)
         log_request(
             fields, "%s %s %d %.1fms", scope["method"], scope["path"], status, duration * 1e3
@@ -234,7 +188,9 @@ class MetricsMiddleware:
     """Pure ASGI middleware: RED metrics by route template, pagination, access log.
 
     Non-HTTP scopes and ``excluded_paths`` pass straight through. A failure in
-    the recording is logged (rate-limited) and never fails the request.
+    the recording is logged (rate-limited) and never fails the request. A
+    client that disconnects before the response starts is recorded as status
+    499 (nginx's "client closed request"), never as a 5xx or an exception.
 
         app.add_middleware(MetricsMiddleware, metrics=metrics, excluded_paths=("/metrics",))
     """
@@ -245,20 +201,35 @@ class MetricsMiddleware:
         *,
         metrics: catalogue.Metrics,
         pagination: PaginationParams | None = None,
+        pagination_routes: Mapping[str, Paginated | None] | None = None,
+        max_series_per_metric: int | None = None,
         excluded_paths: Iterable[str] = (),
         log_requests: bool = True,
         first_requests: Callable[[], bool] | None = None,
     ) -> None:
         self.app = app
-        self.recorder = Recorder(metrics, pagination or PaginationParams(), log_requests)
+        self.recorder = Recorder(
+            metrics,
+            pagination or PaginationParams(),
+            log_requests,
+            pagination_routes=pagination_routes,
+            max_series=max_series_per_metric,
+        )
         self.excluded_paths = frozenset(excluded_paths)
         # Called before each request until it returns True (lazy engines attach there).
         self.first_requests = first_requests
+        self._prepared = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
+            if scope["type"] == "lifespan":
+                # Start-up: read the routes now, so paginated routes have their series at
+                # zero before the first scrape.
+                self._prepare(scope)
             await self.app(scope, receive, send)
             return
+        if not self._prepared:
+            self._prepare(scope)
         if self.first_requests is not None and self.first_requests():
             self.first_requests = None
         root_path = scope.get("root_path", "")
@@ -273,10 +244,14 @@ class MetricsMiddleware:
         method = scope["method"]
         if method not in METHODS:
             method = OTHER
-        state = RequestState(scope, root_path, request_id(scope["headers"]), recorder)
+        state = RequestState(scope, root_path, request_id(scope["headers"]), recorder, path)
         echoed = (REQUEST_ID_HEADER, state.request_id.encode("ascii"))
         # Until a response starts, the server answers 500 for us (or an exception does).
-        status = 500
+        # 0 until a response starts; then its status. A request that ends without one
+        # is a 500 (the server answers that), unless the client had left.
+        status = 0
+        # Whether the client disconnected before the response started.
+        left = False
 
         async def send_with_status(message: Message) -> None:
             nonlocal status
@@ -287,6 +262,20 @@ class MetricsMiddleware:
                     headers.append(echoed)
                     message = {**message, "headers": headers}
             await send(message)
+
+        # Only a request with a body can see its client leave halfway through sending it;
+        # the others keep the server's own receive (one closure less on the hot path).
+        watched = receive
+        if method in BODY_METHODS:
+
+            async def receive_watching() -> Message:
+                nonlocal left
+                message = await receive()
+                if message["type"] == "http.disconnect" and not status:
+                    left = True
+                return message
+
+            watched = receive_watching
 
         # Set only once inc() succeeded: a failed increment must not be decremented.
         in_progress = None
@@ -300,7 +289,15 @@ class MetricsMiddleware:
         exception: str | None = None
         start = time.perf_counter()
         try:
-            await self.app(scope, receive, send_with_status)
+            await self.app(scope, watched, send_with_status)
+        except ClientDisconnect:
+            # The client left before its request was read: nobody to answer, nothing broke.
+            if status and not left:
+                raise
+            left = True
+            ACCESS_LOGGER.debug(
+                "client disconnected before the response: %s %s", method, scope["path"]
+            )
         except Exception as exc:
             status = 500
             exception = type(exc).__name__
@@ -308,9 +305,20 @@ class MetricsMiddleware:
         finally:
             duration = time.perf_counter() - start
             _current.reset(token)
+            if left and exception is None:
+                status = CLIENT_CLOSED_REQUEST
+            elif not status:
+                status = 500
             try:
                 if in_progress is not None:
                     in_progress.dec()
                 recorder.finish(state, method, status, duration, exception)
             except Exception:
                 report_fault("MetricsMiddleware")
+
+    def _prepare(self, scope: Scope) -> None:
+        self._prepared = True
+        try:
+            self.recorder.routes.prepare(scope.get("app"))
+        except Exception:
+            report_fault("MetricsMiddleware (reading the routes)")

@@ -530,6 +530,17 @@ class Kubernetes:
 
 
 @dataclass(frozen=True)
+class Exporter:
+    """Defaults of the exporters an application runs; instrument() arguments override them."""
+
+    # instrument(max_series_per_metric=...): the most series one metric exposes, buckets
+    # included; past it, new label sets are recorded under route="other" and counted in
+    # metrics_folded_samples_total. 20,000 is about 900 method/route pairs of the
+    # request-duration histogram.
+    max_series_per_metric: Count = 20_000
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration; ``CONFIG`` is the one the project ships."""
 
@@ -557,6 +568,7 @@ class Config:
     targets: Targets = field(default_factory=Targets)
     postgres: Postgres = field(default_factory=Postgres)
     notifications: Notifications = field(default_factory=Notifications)
+    exporter: Exporter = field(default_factory=Exporter)
     # Remote-write stores (prometheus.yml); none by default.
     remote_write: tuple[RemoteWrite, ...] = ()
     kubernetes: Kubernetes = field(default_factory=Kubernetes)

@@ -20,7 +20,7 @@ from genonaut_monitoring.alerts.messages import RECEIVERS
 from tests.conftest import ROOT, require_tool
 from tests.promtool import PROFILES, SOURCES
 
-ALERT = "ApiUnhandledExceptions"
+ALERT = "ApiRouteErrors"
 # The suites that read the alert definitions, run in the copy.
 SUITES = [
     "tests/test_alert_rules.py",

@@ -91,9 +91,24 @@ def test_recording_rules_compute_rates_ratios_and_quantiles(
             "DatabaseSlowQueries",
             "DatabaseQueryErrors",
             "DatabasePoolNearExhaustion",
+            "DatabasePoolCheckoutTimeouts",
+            *(["PostgresDeadlocks"] if cfg.postgres.targets else []),
         )
     }
-    series = [s for scenario in fires.values() for s in unittests.input_series(cfg, scenario, at)]
+    statements = cases.target(cfg, operation="select", table="content_items")
+    # Statements run and fail at known rates (no alert case feeds these two).
+    known = cases.Scenario(
+        "statements run and fail",
+        [
+            cases.Counter(c.DB_QUERY_DURATION.name + "_count", statements, 4),
+            cases.Counter(c.DB_QUERY_ERRORS.name, statements, 2),
+        ],
+    )
+    series = [
+        s
+        for scenario in [*fires.values(), known]
+        for s in unittests.input_series(cfg, scenario, at)
+    ]
     errors = fires["ApiHighErrorRate"].alerts[0].value * 100
     content = "/api/v1/content"
     item = "/api/v1/content/{item_id}"
@@ -152,10 +167,28 @@ def test_recording_rules_compute_rates_ratios_and_quantiles(
             {"labels": cases.labels_text({"job": job, "operation": "insert", "table": "tags"}),
              "value": cases.binary_above(t.slow_queries_per_second)}
         ],
-        r.db_errors_rate(cfg): [
-            {"labels": cases.labels_text(select),
-             "value": fires["DatabaseQueryErrors"].alerts[0].value}
+        r.db_queries_rate(cfg): [{"labels": cases.labels_text(select), "value": 4.0}],
+        r.db_errors_rate(cfg): [{"labels": cases.labels_text(select), "value": 2.0}],
+        r.db_faults_rate(cfg): [
+            {"labels": cases.labels_text({"job": job, **labels}), "value": value}
+            for labels, value in (
+                ({"kind": "connection", "pool": "postgresql:genonaut"},
+                 fires["DatabaseQueryErrors"].alerts[0].value),
+                ({"kind": "statement", "pool": "postgresql:genonaut"}, 0.0),
+            )
         ],
+        r.checkout_timeouts_increase(cfg): [
+            {"labels": cases.labels_text(cases.target(cfg, pool="default")),
+             "value": fires["DatabasePoolCheckoutTimeouts"].alerts[0].value}
+        ],
+        r.pg_deadlocks_increase(cfg): [
+            {"labels": cases.labels_text(deadlock.labels), "value": deadlock.value}
+            for deadlock in fires["PostgresDeadlocks"].alerts
+        ] + [
+            # The other database of the case has none.
+            {"labels": cases.labels_text({**fires["PostgresDeadlocks"].alerts[0].labels,
+                                          "datname": "template1"}), "value": 0.0}
+        ] if cfg.postgres.targets else [],
         r.pool_saturation(cfg): [
             {"labels": cases.labels_text(cases.target(cfg, pool="default")), "value": 1.0}
         ],

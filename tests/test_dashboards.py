@@ -14,6 +14,7 @@ import pytest
 
 from genonaut_monitoring import alerts, config, dashboards
 from genonaut_monitoring import builder as build
+from genonaut_monitoring.alerts import recording as r
 from genonaut_monitoring.alerts.promql import hidden_routes_matcher
 from genonaut_monitoring.dashboards import common, main
 from genonaut_monitoring.dashboards.checks import check_dashboards, substitute, variables_in
@@ -55,14 +56,9 @@ def steps(p: dict[str, Any]) -> list[dict[str, Any]]:
 PANELS = [
     ("main", "Request rate by route", "timeseries", m.HTTP_REQUESTS.name, "sum by (route)"),
     ("main", "Response time", "timeseries", "http_request_duration_seconds_bucket", "by (le)"),
-    (
-        "main",
-        "p95 response time by route",
-        "timeseries",
-        "http_request_duration_seconds_bucket",
-        "by (le, route)",
-    ),
-    ("main", "Error rate", "timeseries", m.HTTP_REQUESTS.name, "[$__rate_interval]) or 0 * rate("),
+    ("main", "p95 response time by route", "timeseries", r.http_duration_p95(CFG), "$route"),
+    ("main", "p95 response time", "stat", r.http_duration_buckets(CFG), "by (le)"),
+    ("main", "5xx ratio", "stat", r.http_error_ratio(CFG), 'job="$job"'),
     ("main", "Errors by status code", "timeseries", m.HTTP_REQUESTS.name, "sum by (status)"),
     ("main", "Requests in progress", "timeseries", m.HTTP_REQUESTS_IN_PROGRESS.name, "method"),
     ("main", "Process CPU", "timeseries", "process_cpu_seconds_total", "rate("),
@@ -71,19 +67,20 @@ PANELS = [
         "main",
         "Database query time p95 by operation",
         "timeseries",
-        "database_query_duration_seconds_bucket",
+        r.db_duration_buckets(CFG),
         "by (le, operation)",
     ),
     (
         "main",
         "Pagination query time p95 by mode",
         "timeseries",
-        "pagination_query_duration_seconds_bucket",
+        r.pagination_query_buckets(CFG),
         "by (le, mode)",
     ),
+    ("pagination", "Pagination query time", "timeseries", r.pagination_query_p95(CFG), "$route"),
     (
         "pagination",
-        "Pagination query time",
+        "Query time by page size",
         "timeseries",
         "pagination_query_duration_seconds_bucket",
         "by (le, page_size_class)",
@@ -92,8 +89,8 @@ PANELS = [
         "pagination",
         "Response time by offset range",
         "timeseries",
-        "pagination_request_duration_seconds_bucket",
-        "by (le, offset_range)",
+        r.pagination_offset_p95(CFG),
+        'offset_range!="none"',
     ),
     (
         "pagination",
@@ -151,8 +148,8 @@ PANELS = [
         "database",
         "Query time p95 by operation and table",
         "timeseries",
-        "database_query_duration_seconds_bucket",
-        "by (le, operation, table)",
+        r.db_duration_p95(CFG),
+        'job="$job"',
     ),
     (
         "database",
@@ -172,24 +169,25 @@ PANELS = [
         "database",
         "Slow queries",
         "timeseries",
-        m.DB_SLOW_QUERIES.name,
-        "or 0 * rate(database_query_duration_seconds_count{",
+        r.db_slow_queries_rate(CFG),
+        f"or 0 * {r.db_queries_rate(CFG)}{{",
     ),
+    ("database", "Database errors", "timeseries", r.db_faults_rate(CFG), 'job="$job"'),
     (
         "database",
-        "Query errors",
+        "Failed statements by operation and table",
         "timeseries",
         m.DB_QUERY_ERRORS.name,
         "or 0 * rate(database_query_duration_seconds_count{",
     ),
-    ("database", "Pool saturation", "timeseries", m.DB_POOL_CHECKED_OUT.name, "max_overflow"),
-    ("database", "Pool saturation now", "gauge", m.DB_POOL_CHECKED_OUT.name, "max_overflow"),
+    ("database", "Pool saturation", "timeseries", r.pool_saturation(CFG), "$instance"),
+    ("database", "Pool saturation now", "gauge", r.pool_saturation(CFG), "$instance"),
     (
         "database",
         "Pool checkout timeouts",
         "timeseries",
-        m.DB_POOL_CHECKOUT_TIMEOUTS.name,
-        "sum by (pool)",
+        r.checkout_timeouts_increase(CFG),
+        "$instance",
     ),
     ("database", "Server cache hit rate", "timeseries", m.CACHE_REQUESTS.name, 'result="hit"'),
 ]
@@ -203,8 +201,17 @@ def test_panel_exists_with_its_query(
     assert p["type"] == kind
     assert p["targets"], title
     for expr in exprs(p):
-        assert re.search(rf"\b{series}\{{", expr), expr
+        assert re.search(rf"(?<![\w:]){re.escape(series)}\{{", expr), expr
         assert text in expr, expr
+
+
+def test_error_rate_draws_the_alerts_ratio_and_each_routes_over_the_same_window(
+    boards: dict[str, Board],
+) -> None:
+    overall, per_route = exprs(panel(boards["main"], "Error rate"))
+    assert overall == f'{r.http_error_ratio(CFG)}{{job="$job"}}'
+    assert per_route.count(f"{r.http_requests_rate(CFG)}{{") == 3
+    assert "$__rate_interval" not in per_route
 
 
 def test_response_time_panels_show_p50_p95_p99(boards: dict[str, Board]) -> None:
@@ -221,12 +228,14 @@ def test_response_time_panels_show_p50_p95_p99(boards: dict[str, Board]) -> None
 def test_pool_saturation_divides_checked_out_by_size_plus_overflow(
     boards: dict[str, Board],
 ) -> None:
-    expr = " ".join(exprs(panel(boards["database"], "Pool saturation"))[0].split())
-    assert expr == (
-        'sum by (pool) (database_connection_pool_checked_out{job="$job",instance=~"$instance"})'
-        ' / sum by (pool) (database_connection_pool_size{job="$job",instance=~"$instance"}'
-        ' + database_connection_pool_max_overflow{job="$job",instance=~"$instance"})'
+    (record,) = [rule for rule in r.rules(CFG) if rule.name == r.pool_saturation(CFG)]
+    assert " ".join(record.expr.split()) == (
+        'database_connection_pool_checked_out{job="genonaut-api"}'
+        ' / ((database_connection_pool_size{job="genonaut-api"}'
+        ' + database_connection_pool_max_overflow{job="genonaut-api"}) > 0)'
     )
+    expr = exprs(panel(boards["database"], "Pool saturation"))[0]
+    assert expr == f'{r.pool_saturation(CFG)}{{job="$job",instance=~"$instance"}}'
 
 
 def test_most_expensive_queries_is_a_sorted_instant_table(boards: dict[str, Board]) -> None:
@@ -290,7 +299,7 @@ THRESHOLDS = [
     ("pagination", "Prefetch efficiency", T.prefetch_efficiency_min, ("red", "green")),
     ("database", "Query time", T.db_query_p95_seconds, ("green", "red")),
     ("database", "Slow queries", T.slow_queries_per_second, ("green", "red")),
-    ("database", "Query errors", T.db_errors_per_second, ("green", "red")),
+    ("database", "Database errors", T.db_errors_per_second, ("green", "red")),
     ("database", "Pool saturation", T.pool_saturation_ratio, ("green", "red")),
     ("database", "Pool saturation now", T.pool_saturation_ratio, ("green", "red")),
     ("database", "Server cache hit rate", T.cache_hit_ratio_min, ("red", "green")),
@@ -686,7 +695,9 @@ def test_checks_collect_every_problem_before_failing() -> None:
     board["panels"][2]["fieldConfig"]["defaults"]["unit"] = ""
     board["templating"]["list"][2]["query"] = "label_values(http_requests_total, colour)"
     datasources = {"prometheus": "prometheus", "alertmanager": "alertmanager"}
-    problems = check_dashboards({"genonaut-main.json": board}, datasources, {})
+    problems = check_dashboards(
+        {"genonaut-main.json": board}, datasources, alerts.recorded_series(CFG)
+    )
     first, second, third = (board["panels"][i]["title"] for i in range(3))
     where = "dashboard 'genonaut-main' (genonaut-main.json)"
     assert problems == [
@@ -705,8 +716,9 @@ def test_recording_rules_are_known_series() -> None:
     board = dashboards.render(CFG)["main"]
     board["panels"][0]["targets"][0]["expr"] = 'job:my_ratio:rate5m{job="$job"}'
     datasources = {"prometheus": "prometheus", "alertmanager": "alertmanager"}
-    assert check_dashboards({"genonaut-main.json": board}, datasources, {}) != []
-    recorded = {"job:my_ratio:rate5m": frozenset({"job"})}
+    shipped = alerts.recorded_series(CFG)
+    assert check_dashboards({"genonaut-main.json": board}, datasources, shipped) != []
+    recorded = {**shipped, "job:my_ratio:rate5m": frozenset({"job"})}
     assert check_dashboards({"genonaut-main.json": board}, datasources, recorded) == []
 
 

@@ -349,9 +349,9 @@ def test_a_statement_is_parsed_once(
     calls: list[str] = []
     real = db.classify
 
-    def counting(statement: str) -> tuple[str, str, str]:
+    def counting(statement: str, dialect: str = "postgresql") -> tuple[str, str, str]:
         calls.append(statement)
-        return real(statement)
+        return real(statement, dialect)
 
     monkeypatch.setattr(db, "classify", counting)
     engine = engine_for(f"sqlite:///{tmp_path / 'once.db'}", metrics)
@@ -526,4 +526,260 @@ def test_null_pool_counts_each_connection_in_use(tmp_path: Path, registry, metri
     first.close()
     second.close()
     assert value(registry, catalogue.DB_POOL_CHECKED_OUT, pool="sqlite:null.db") == 0.0
+    engine.dispose()
+
+
+# --- Every literal, every dialect -----------------------------------------------------------
+
+# Literal forms of PostgreSQL, then of SQLite; each marked with "v" + digits so a leak shows.
+POSTGRES_LITERALS = [
+    "'v101'",
+    "'v102 it''s'",
+    "E'v103\\\\ \\' quoted'",
+    "e'v104'",
+    "U&'v105\\0061'",
+    "N'v106'",
+    "B'1011'",
+    "X'1F0A'",
+    "$$v107 it's$$",
+    "$tag$v108 $$ nested$tag$",
+    "$a_1$v109$a_1$",
+    "1010",
+    "-1011",
+    "10.12",
+    ".1013",
+    "1014e3",
+    "1.015E-2",
+    "1_016",
+    "0x1017",
+    "0b1011",
+    "0o1017",
+    "TRUE",
+    "false",
+    "DATE '2024-01-18'",
+    "INTERVAL '19 days'",
+    "'v120'::text",
+    "ARRAY[1021, 1022]",
+]
+SQLITE_LITERALS = [
+    "'v201'",
+    '"v202-ssn-123-45-6789"',
+    "x'ABCD'",
+    "X'0203'",
+    "204",
+    "2.05e1",
+    "0x206",
+    "true",
+]
+PLACEHOLDERS = ["?", "?207", ":v208", "@v209", "$210", "%s", "%(v211)s"]
+# Where a literal can stand, with {} for it.
+POSITIONS = [
+    "SELECT * FROM t WHERE a = {}",
+    "SELECT * FROM t WHERE a <> {} AND b IS NOT {}",
+    "SELECT * FROM t WHERE a IN ({}, {}, {})",
+    "SELECT * FROM t WHERE a BETWEEN {} AND {}",
+    "SELECT * FROM t WHERE a LIKE {} ESCAPE {}",
+    "SELECT CASE WHEN a > {} THEN {} ELSE {} END FROM t",
+    "SELECT a || {} FROM t",
+    "INSERT INTO t (a, b) VALUES ({}, {}), ({}, {})",
+    "UPDATE t SET a = {}, b = {} WHERE c = {}",
+    "SELECT * FROM t ORDER BY a LIMIT {} OFFSET {}",
+]
+
+
+def _marked(literal: str) -> list[str]:
+    """The parts of a literal that must not survive: its digits and marked words."""
+    import re
+
+    return re.findall(r"v\d{3}[\w-]*|\d{3,}|[0-9A-F]{4}", literal)
+
+
+@pytest.mark.parametrize(
+    ("dialect", "literal"),
+    [("postgresql", lit) for lit in POSTGRES_LITERALS + PLACEHOLDERS]
+    + [("sqlite", lit) for lit in SQLITE_LITERALS + PLACEHOLDERS],
+)
+def test_no_literal_survives_in_any_position(dialect: str, literal: str) -> None:
+    for position in POSITIONS:
+        statement = position.format(*[literal] * position.count("{}"))
+        text = db.fingerprint(statement, dialect)
+        for part in _marked(literal):
+            assert part not in text, (statement, text)
+        assert "?" in text, (statement, text)
+
+
+@pytest.mark.parametrize(
+    ("statement", "dialect", "expected"),
+    [
+        # SQLite takes "x" for a string where no column is called x: never in a fingerprint.
+        (
+            'SELECT * FROM people WHERE name = "ssn-123-45-6789"',
+            "sqlite",
+            "SELECT * FROM people WHERE name = ?",
+        ),
+        # SQLAlchemy quotes reserved and mixed-case names with double quotes: they stay.
+        (
+            'SELECT "order"."group", "Name" FROM "order" WHERE "order"."group" = ? AND "x" = 1',
+            "sqlite",
+            'SELECT "order"."group", "Name" FROM "order" WHERE "order"."group" = ? AND "x" = ?',
+        ),
+        (
+            'INSERT INTO "order" ("group", "user") VALUES ("a", "b")',
+            "sqlite",
+            'INSERT INTO "order" ("group", "user") VALUES (?)',
+        ),
+        ('UPDATE "order" SET "group" = "x"', "sqlite", 'UPDATE "order" SET "group" = ?'),
+        # On PostgreSQL double quotes are identifiers, always.
+        (
+            'SELECT "user"."name" FROM "user" WHERE "user"."name" = \'x\'',
+            "postgresql",
+            'SELECT "user"."name" FROM "user" WHERE "user"."name" = ?',
+        ),
+        # MySQL quotes strings with them; SQLAlchemy quotes identifiers with backticks there.
+        ('SELECT `a` FROM `t` WHERE `a` = "secret"', "mysql", "SELECT `a` FROM `t` WHERE `a` = ?"),
+    ],
+)
+def test_double_quotes_follow_the_dialect(statement: str, dialect: str, expected: str) -> None:
+    assert db.fingerprint(statement, dialect) == expected
+
+
+def test_a_double_quoted_sqlite_literal_never_reaches_the_slow_query_log(
+    tmp_path: Path, registry, metrics, caplog: pytest.LogCaptureFixture
+) -> None:
+    engine = engine_for(f"sqlite:///{tmp_path / 'q.db'}", metrics, slow=0.0)
+    METADATA.create_all(engine)
+    with caplog.at_level(logging.WARNING, logger="genonaut_monitoring.db"), engine.connect() as c:
+        c.exec_driver_sql('SELECT id FROM items WHERE name = "ssn-123-45-6789"').all()
+    lines = [r for r in caplog.records if getattr(r, "event", None) == "slow_query"]
+    assert lines and all("6789" not in r.getMessage() + str(vars(r)) for r in lines)
+    engine.dispose()
+
+
+# --- Every fault counts ---------------------------------------------------------------------
+
+
+def errors(registry: CollectorRegistry, pool: str) -> dict[str, float]:
+    return {
+        kind: value(registry, catalogue.DB_ERRORS, pool=pool, kind=kind) or 0.0
+        for kind in catalogue.DB_ERROR_KINDS
+    }
+
+
+def test_every_kind_of_database_fault_is_counted(db_url: str, registry, metrics) -> None:
+    engine = engine_for(
+        db_url, metrics, poolclass=sa.pool.QueuePool, pool_size=1, max_overflow=0, pool_timeout=0.1
+    )
+    name = db.pool_name(engine)
+    # Created at zero, before any fault.
+    assert errors(registry, name) == {"connection": 0, "pool_timeout": 0, "statement": 0}
+    with pytest.raises(sa.exc.DBAPIError), engine.connect() as conn:
+        conn.execute(sa.text("SELECT nope FROM no_such_table"))
+    held = engine.connect()
+    with pytest.raises(sa.exc.TimeoutError):
+        engine.connect()
+    held.close()
+    assert errors(registry, name) == {"connection": 0, "pool_timeout": 1, "statement": 1}
+    engine.dispose()
+
+
+def test_a_database_that_cannot_be_reached_counts_connection_errors(
+    tmp_path: Path, registry, metrics
+) -> None:
+    from tests.conftest import free_port
+
+    urls = {
+        "postgres": f"postgresql+psycopg2://postgres@127.0.0.1:{free_port()}/nowhere",
+        "sqlite": f"sqlite:///{tmp_path / 'no' / 'such' / 'dir.db'}",
+    }
+    for kind, url in urls.items():
+        engine = engine_for(url, metrics, pool_pre_ping=True)
+        for _ in range(3):
+            with pytest.raises(sa.exc.OperationalError), engine.connect():
+                pass
+        assert errors(registry, db.pool_name(engine))["connection"] == 3, kind
+        # Nothing ran: no statement to count by operation and table.
+        assert series(registry, "database_query_errors_total") == {}
+        engine.dispose()
+
+
+# --- Page-query time without pagination_query() ---------------------------------------------
+
+
+def paged_app(engine: sa.Engine, registry: CollectorRegistry, explicit: bool = False) -> Any:
+    """Handlers that page with raw SQL and with Core, and one single-row lookup."""
+    from fastapi import FastAPI
+
+    from genonaut_monitoring.exporters import instrument, pagination_query
+
+    app = FastAPI()
+
+    @app.get("/raw")
+    def raw(skip: int = 0, limit: int = 10) -> int:
+        with engine.connect() as conn:
+            conn.execute(SELECT_BY_NAME.limit(1), {"name": "n1"}).first()  # not the page
+            rows = conn.execute(
+                sa.text("SELECT id, name FROM items ORDER BY id LIMIT :limit OFFSET :skip"),
+                {"limit": limit, "skip": skip},
+            ).all()
+            conn.execute(sa.text("SELECT count(*) FROM items")).scalar_one()  # not the page
+        return len(rows)
+
+    @app.get("/core")
+    def core(cursor: int = 0, limit: int = 5) -> int:
+        query = sa.select(ITEMS.c.id).where(ITEMS.c.id > cursor).order_by(ITEMS.c.id).limit(limit)
+        with engine.connect() as conn:
+            if explicit:
+                with pagination_query() as page:
+                    rows = conn.execute(query).all()
+                    page.items = 99
+            else:
+                rows = conn.execute(query).all()
+        return len(rows)
+
+    instrument(app, registry=registry, engine=engine)
+    return app
+
+
+def test_paging_statements_are_timed_and_counted_without_pagination_query(
+    db_url: str, registry: CollectorRegistry
+) -> None:
+    from tests.apps.driver import get
+
+    engine = sa.create_engine(db_url)
+    insert_rows(engine, [f"n{i}" for i in range(30)])
+    app = paged_app(engine, registry)
+    assert [r.json() for r in get(app, "/raw?skip=20&limit=25", "/core?cursor=10")] == [10, 5]
+    query = "pagination_query_duration_seconds"
+    raw = {"route": "/raw", "mode": "offset", "page_size_class": "11-25", "offset_range": "1-100"}
+    core = {"route": "/core", "mode": "cursor", "page_size_class": "1-10", "offset_range": "none"}
+    assert registry.get_sample_value(f"{query}_count", raw) == 1
+    assert registry.get_sample_value(f"{query}_count", core) == 1
+    assert (registry.get_sample_value(f"{query}_sum", raw) or 0) > 0
+    items = {
+        route: registry.get_sample_value(f"{catalogue.PAGINATION_ITEMS_RETURNED.name}_sum",
+                                         {"route": route, "mode": mode})
+        for route, mode in (("/raw", "offset"), ("/core", "cursor"))
+    }  # fmt: skip
+    if db_url.startswith("postgresql"):
+        # psycopg2 reports the rows a SELECT returned: exactly the page.
+        assert items == {"/raw": 10, "/core": 5}
+    else:
+        # SQLite's driver reports -1 for a SELECT: no item counts, only times.
+        assert items == {"/raw": 0, "/core": 0}
+    engine.dispose()
+
+
+def test_an_explicit_pagination_query_wins_over_the_listeners(
+    db_url: str, registry: CollectorRegistry
+) -> None:
+    from tests.apps.driver import get
+
+    engine = sa.create_engine(db_url)
+    insert_rows(engine, [f"n{i}" for i in range(10)])
+    app = paged_app(engine, registry, explicit=True)
+    assert get(app, "/core?limit=3")[0].json() == 3
+    labels = {"route": "/core", "mode": "cursor", "page_size_class": "1-10", "offset_range": "none"}
+    assert registry.get_sample_value("pagination_query_duration_seconds_count", labels) == 1
+    items = {"route": "/core", "mode": "cursor"}
+    assert registry.get_sample_value("pagination_items_returned_sum", items) == 99
     engine.dispose()

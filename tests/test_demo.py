@@ -428,12 +428,16 @@ def test_requests_pagination_queries_and_cache_are_counted_exactly(api: Client):
     assert requests(CURSOR, "200") == 2
     assert requests(f"{CONTENT}/{{item_id}}", "200") == 2
 
-    offset = {"route": CONTENT, "mode": "offset", "page_size_class": "1-10"}
-    cursor = {"route": CURSOR, "mode": "cursor", "page_size_class": "11-25", "offset_range": "none"}
-    for metric in ("pagination_request_duration_seconds", "pagination_query_duration_seconds"):
-        assert api.value(f"{metric}_count", offset_range="0", **offset) == 1
-        assert api.value(f"{metric}_count", offset_range="1-100", **offset) == 2
-        assert api.value(f"{metric}_count", **cursor) == 2
+    offset = {"route": CONTENT, "mode": "offset"}
+    cursor = {"route": CURSOR, "mode": "cursor", "offset_range": "none"}
+    for metric, extra in (
+        ("pagination_request_duration_seconds", ({}, {})),
+        ("pagination_query_duration_seconds", ({"page_size_class": "1-10"},
+                                               {"page_size_class": "11-25"})),
+    ):  # fmt: skip
+        assert api.value(f"{metric}_count", offset_range="0", **offset, **extra[0]) == 1
+        assert api.value(f"{metric}_count", offset_range="1-100", **offset, **extra[0]) == 2
+        assert api.value(f"{metric}_count", **cursor, **extra[1]) == 2
     assert api.value("pagination_offset_sum", route=CONTENT) == 0 + 10 + 20
     assert api.value("pagination_page_number_sum", route=CONTENT) == 1 + 2 + 3
     assert api.value("pagination_page_size_sum", route=CURSOR, mode="cursor") == 40
@@ -643,24 +647,31 @@ def test_uvicorn_serves_the_module_level_app(tmp_path: Path):
     ]
 
 
-def test_a_failed_first_cursor_page_counts_as_cursor_once_the_route_declared_it(
+def test_a_first_cursor_page_that_fails_early_is_a_cursor_page(
     faulty: Client, caplog: pytest.LogCaptureFixture
 ):
-    # The first cursor page has only "limit": the query string alone reads as offset 0.
-    assert faulty.get(CURSOR, params={"limit": 50}).status_code == 200
+    # The route declares a cursor parameter: its first page (no cursor yet) is a cursor page,
+    # even when the fault dependency fails it before the handler runs.
     faulty.request("PUT", "/debug/faults", json={"error_rate": 1.0}).raise_for_status()
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="genonaut_monitoring.access"):
-        # The fault dependency fails the request before the handler can say "cursor".
         assert faulty.get(CURSOR, params={"limit": 50}).status_code == 500
-    cursor = {"route": CURSOR, "mode": "cursor", "page_size_class": "26-50"}
+    faulty.request("DELETE", "/debug/faults").raise_for_status()
+    assert faulty.get(CURSOR).status_code == 200  # no parameter at all: the route's defaults
+    cursor = {"route": CURSOR, "mode": "cursor"}
     assert (
         faulty.value("pagination_request_duration_seconds_count", **cursor, offset_range="none")
         == 2
     )
     # Only the successful request ran the page query.
     assert (
-        faulty.value("pagination_query_duration_seconds_count", **cursor, offset_range="none") == 1
+        faulty.value(
+            "pagination_query_duration_seconds_count",
+            **cursor,
+            page_size_class="26-50",
+            offset_range="none",
+        )
+        == 1
     )
     offset_series = [
         sample
@@ -672,7 +683,7 @@ def test_a_failed_first_cursor_page_counts_as_cursor_once_the_route_declared_it(
     ]
     assert offset_series == []
     assert faulty.value("pagination_offset_count", route=CURSOR) == 0
-    (record,) = [r for r in caplog.records if r.name == "genonaut_monitoring.access"]
+    (record, *_) = [r for r in caplog.records if r.name == "genonaut_monitoring.access"]
     fields = {
         name: getattr(record, name)
         for name in ("status", "pagination_mode", "page", "page_size", "offset", "offset_range")

@@ -6,12 +6,19 @@ import asyncio
 import logging
 import random
 import string
+from collections.abc import MutableMapping
+from pathlib import Path
+from typing import Any
 
 import pytest
-from fastapi import APIRouter, FastAPI, HTTPException, WebSocket
+from fastapi import APIRouter, FastAPI, HTTPException, Request, WebSocket
+from fastapi.responses import PlainTextResponse
 from prometheus_client import REGISTRY, CollectorRegistry
+from pydantic import BaseModel
+from starlette.staticfiles import StaticFiles
 
 import genonaut_monitoring.exporters
+from benchmarks.asgi import AsgiDriver
 from genonaut_monitoring import config
 from genonaut_monitoring.exporters import catalogue, context, instrument
 from genonaut_monitoring.exporters.catalogue import OTHER, UNMATCHED_ROUTE
@@ -374,3 +381,200 @@ def test_engine_is_handed_to_the_database_listeners(
     assert tagged == [False] * 4
     instrument(items_app(), registry=registry, engine="e", sql_comments=True)
     assert tagged[-1] is True
+
+
+# --- Labels are templates, series are capped ------------------------------------------
+
+
+def org_app(tmp_path: Path) -> FastAPI:
+    """A sub-app mounted under a path parameter, StaticFiles, and a plain Starlette route."""
+    app = FastAPI()
+    sub = FastAPI()
+
+    @sub.get("/hello/{name}")
+    async def hello(name: str) -> dict[str, str]:
+        return {"hello": name}
+
+    async def plain(request: Request) -> PlainTextResponse:
+        return PlainTextResponse("plain")
+
+    app.mount("/orgs/{org}/api", sub)
+    (tmp_path / "logo.txt").write_text("logo")
+    app.mount("/static", StaticFiles(directory=tmp_path))
+    app.add_route("/plain", plain)
+    return app
+
+
+def test_mounted_apps_are_labelled_by_their_templates(
+    registry: CollectorRegistry, tmp_path: Path
+) -> None:
+    app = org_app(tmp_path)
+    instrument(app, registry=registry)
+    responses = get(
+        app,
+        "/orgs/acme/api/hello/bob",
+        "/orgs/globex/api/hello/alice",
+        "/orgs/acme/api/nothing-here",
+        "/static/logo.txt",
+        "/static/missing.txt",
+        "/plain",
+    )
+    assert [r.status_code for r in responses] == [200, 200, 404, 200, 404, 200]
+    assert requests_total(registry, "GET", "/orgs/{org}/api/hello/{name}", "200") == 2
+    assert requests_total(registry, "GET", UNMATCHED_ROUTE, "404") == 1
+    assert requests_total(registry, "GET", "/static", "200") == 1
+    assert requests_total(registry, "GET", "/static", "404") == 1
+    assert requests_total(registry, "GET", "/plain", "200") == 1
+
+
+def test_one_sub_app_mounted_twice_gets_each_mounts_template(registry: CollectorRegistry) -> None:
+    app = FastAPI()
+    sub = FastAPI()
+
+    @sub.get("/items/{item_id}")
+    async def item(item_id: int) -> int:
+        return item_id
+
+    app.mount("/v1", sub)
+    app.mount("/v2/{tenant}", sub)
+    instrument(app, registry=registry)
+    get(app, "/v1/items/1", "/v2/acme/items/2", "/v2/globex/items/3")
+    assert requests_total(registry, "GET", "/v1/items/{item_id}", "200") == 1
+    assert requests_total(registry, "GET", "/v2/{tenant}/items/{item_id}", "200") == 2
+
+
+def exposed_series(registry: CollectorRegistry) -> int:
+    return sum(
+        1
+        for metric in registry.collect()
+        for sample in metric.samples
+        if not sample.name.endswith("_created")
+    )
+
+
+def test_twenty_thousand_orgs_add_no_series(registry: CollectorRegistry, tmp_path: Path) -> None:
+    app = org_app(tmp_path)
+    instrument(app, registry=registry)
+    get(app, "/orgs/first/api/hello/x")
+    before = exposed_series(registry)
+
+    async def hostile() -> set[int]:
+        # The raw in-process driver: 20,000 requests through httpx would take half a minute.
+        driver = AsgiDriver(app)
+        return {(await driver.get(f"/orgs/org-{n}/api/hello/n{n}"))[0] for n in range(20_000)}
+
+    assert asyncio.run(hostile()) == {200}
+    assert exposed_series(registry) == before
+    assert requests_total(registry, "GET", "/orgs/{org}/api/hello/{name}", "200") == 20_001
+
+
+def test_past_its_series_cap_a_metric_folds_new_routes_into_other_and_counts_them(
+    registry: CollectorRegistry,
+) -> None:
+    app = FastAPI()
+    for n in range(6):
+        app.add_api_route(f"/r{n}", lambda: {"ok": True}, methods=["GET"], name=f"r{n}")
+    duration = catalogue.HTTP_REQUEST_DURATION
+    # Room for exactly three duration children: the fourth route and later fold.
+    instrument(app, registry=registry, max_series_per_metric=3 * duration.series_per_child)
+    get(app, *(f"/r{n}" for n in range(6)), "/r5")
+    routes = {labels["route"] for labels in series(registry, "http_request_duration_seconds_count")}
+    assert routes == {"/r0", "/r1", "/r2", OTHER}
+    assert (
+        registry.get_sample_value(
+            "http_request_duration_seconds_count", {"method": "GET", "route": OTHER}
+        )
+        == 4
+    )
+    folded = {"metric": duration.name}
+    assert registry.get_sample_value("metrics_folded_samples_total", folded) == 4
+    # The counter has room for many more series: nothing of it folded.
+    assert requests_total(registry, "GET", "/r5", "200") == 2
+    assert (
+        registry.get_sample_value(
+            "metrics_folded_samples_total", {"metric": catalogue.HTTP_REQUESTS.name}
+        )
+        == 0
+    )
+
+
+# --- A client that leaves -----------------------------------------------------------------
+
+
+class Report(BaseModel):
+    hits: int
+
+
+def half_a_body(app: FastAPI, path: str) -> list[MutableMapping[str, Any]]:
+    """Send ``{`` of a 50-byte body, then disconnect; what the app sent back."""
+    messages: list[dict[str, Any]] = [
+        {"type": "http.request", "body": b"{", "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+    sent: list[MutableMapping[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+        "scheme": "http", "path": path, "raw_path": path.encode(), "root_path": "",
+        "query_string": b"", "client": ("127.0.0.1", 1), "server": ("t", 80),
+        "headers": [(b"content-length", b"50"), (b"content-type", b"application/json"),
+                    (b"host", b"t")],
+    }  # fmt: skip
+    asyncio.run(app(scope, receive, send))
+    return sent
+
+
+def test_a_client_that_leaves_before_the_response_is_499_and_no_exception(
+    registry: CollectorRegistry, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = FastAPI()
+
+    @app.post("/upload")
+    async def upload(request: Request) -> dict[str, int]:
+        return {"size": len(await request.body())}
+
+    @app.post("/reports")
+    async def reports(report: Report) -> int:
+        return report.hits
+
+    instrument(app, registry=registry)
+    # At the access logger itself: configure_logging() elsewhere may have set its level.
+    with caplog.at_level(logging.DEBUG, logger="genonaut_monitoring.access"):
+        # The handler reads the body itself: ClientDisconnect reaches the middleware.
+        assert half_a_body(app, "/upload") == []
+        # FastAPI reads the body: it answers 400 to a client that is gone.
+        assert [m["type"] for m in half_a_body(app, "/reports")][:1] == ["http.response.start"]
+    assert requests_total(registry, "POST", "/upload", "499") == 1
+    assert requests_total(registry, "POST", "/reports", "499") == 1
+    assert {labels["status"] for labels in series(registry, "http_requests_total")} == {"499"}
+    assert series(registry, "http_exceptions_total") == []
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+    assert any("client disconnected" in r.getMessage() for r in caplog.records)
+
+
+def test_routes_added_after_the_first_request_get_their_full_template(
+    registry: CollectorRegistry,
+) -> None:
+    app = FastAPI()
+    sub = FastAPI()
+
+    @sub.get("/a")
+    async def a() -> str:
+        return "a"
+
+    app.mount("/orgs/{org}", sub)
+    instrument(app, registry=registry)
+    get(app, "/orgs/x/a")
+
+    @sub.get("/b/{n}")
+    async def b(n: int) -> int:
+        return n
+
+    assert [r.status_code for r in get(app, "/orgs/y/b/1", "/orgs/z/b/2")] == [200, 200]
+    assert requests_total(registry, "GET", "/orgs/{org}/b/{n}", "200") == 2

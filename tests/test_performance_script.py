@@ -64,12 +64,15 @@ def groups(report: dict[str, Any]) -> dict[tuple[str, str, str, str], tuple[int,
 
 
 def pagination_counts(api_url: str) -> Counter[tuple[str, str, str]]:
-    """The API's own count of paginated requests per (mode, offset_range, page_size_class)."""
+    """The API's own count of page queries per (mode, offset_range, page_size_class).
+
+    One per successful paginated request: the demo runs one page query for each.
+    """
     text = requests.get(f"{api_url}/metrics", timeout=10).text
     counts: Counter[tuple[str, str, str]] = Counter()
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
-            if sample.name == "pagination_request_duration_seconds_count":
+            if sample.name == "pagination_query_duration_seconds_count":
                 labels = sample.labels
                 key = (labels["mode"], labels["offset_range"], labels["page_size_class"])
                 counts[key] += int(sample.value)

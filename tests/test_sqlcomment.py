@@ -145,7 +145,7 @@ def test_slow_query_log_and_statement_cache_see_the_statement_without_its_commen
     }
     assert logged == {"SELECT id FROM items WHERE id = ?"}
     # Three requests, three request ids: still one cached statement, not one per request.
-    cached = db._statements_for(engine_metrics)._cache
+    cached = db._statements_for(engine_metrics).cache("sqlite")
     assert [s for s in cached if "items WHERE" in s] == ["SELECT id FROM items WHERE id = ?"]
 
 

@@ -1,0 +1,143 @@
+"""Label children made once and capped by series, and the pagination series of each route.
+
+:class:`Children` caches the label children of one metric (``labels()``
+validates and locks on every call) and enforces a hard cap on the series the
+metric exposes: past ``max_series`` (counted in series, so a histogram child
+counts its buckets, ``_sum`` and ``_count``), a new label set is recorded under
+``route="other"`` instead, and ``metrics_folded_samples_total{metric}`` counts
+each observation folded that way.
+
+:class:`PaginationSeries` records paginated requests and creates, when a route
+is first known to paginate, the series a rare request would otherwise be born
+in: a series that first appears with a non-zero value is invisible to
+``rate()``/``increase()``. Per paginated route that is, created at zero:
+
+- ``pagination_request_duration_seconds``: one child per offset range
+  (6, offset routes) or ``none`` (1, cursor routes);
+- ``pagination_query_duration_seconds``: one child per offset range for the
+  route's default page-size class, and for each further class on its first use;
+- ``pagination_page_size``, ``pagination_items_returned`` (per mode),
+  ``pagination_offset``, ``pagination_page_number`` (offset routes): one each.
+
+    >>> from prometheus_client import CollectorRegistry
+    >>> children = Children(catalogue.Metrics(CollectorRegistry()), catalogue.HTTP_REQUESTS, 100, 1)
+    >>> children.get(("GET", "/items/{id}", "200")).inc()
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from genonaut_monitoring.exporters import catalogue
+from genonaut_monitoring.exporters.catalogue import (
+    NO_OFFSET,
+    OFFSET_RANGES,
+    OTHER,
+    UNMATCHED_ROUTE,
+    MetricSpec,
+    page_size_class,
+)
+from genonaut_monitoring.exporters.pagination import Page
+from genonaut_monitoring.exporters.paging import RoutePaging
+
+_RANGES = {"offset": tuple(label for _, label in OFFSET_RANGES), "cursor": (NO_OFFSET,)}
+
+
+class Children:
+    """The label children of one metric, each made once; at most ``max_series`` series."""
+
+    __slots__ = ("_folded", "_limit", "_metric", "_route_at", "cache")
+
+    def __init__(
+        self, metrics: catalogue.Metrics, spec: MetricSpec, max_series: int, route_at: int
+    ) -> None:
+        self._metric = metrics[spec]
+        self._limit = max(1, max_series // spec.series_per_child)
+        # Created now: the folded count reads 0, not absent, until the cap is reached.
+        self._folded = metrics[catalogue.FOLDED_SAMPLES].labels(spec.name)
+        self._route_at = route_at
+        # Label set -> child. The hot path reads it directly and calls make() on a miss.
+        self.cache: dict[tuple[str, ...], Any] = {}
+
+    def get(self, key: tuple[str, ...]) -> Any:
+        """The child to record one observation in (``route`` folded past the cap)."""
+        child = self.cache.get(key)
+        if child is None:
+            child = self.make(key)
+        return child
+
+    def make(self, key: tuple[str, ...]) -> Any:
+        """Create the child of a label set not cached yet (or fold it past the cap)."""
+        cache, at = self.cache, self._route_at
+        if len(cache) >= self._limit and key[at] != OTHER:
+            # Not cached under the original key: every folded observation is counted.
+            self._folded.inc()
+            key = (*key[:at], OTHER, *key[at + 1 :])
+            found = cache.get(key)
+            if found is not None:
+                return found
+        child = cache[key] = self._metric.labels(*key)
+        return child
+
+    def ensure(self, key: tuple[str, ...]) -> None:
+        """Create a child at zero, unless the cap is reached (nothing is folded for it)."""
+        if key not in self.cache and len(self.cache) < self._limit:
+            self.cache[key] = self._metric.labels(*key)
+
+
+class PaginationSeries:
+    """The pagination metrics of every route, and their zeros (module docstring)."""
+
+    def __init__(self, metrics: catalogue.Metrics, max_series: int) -> None:
+        self.duration = Children(metrics, catalogue.PAGINATION_REQUEST_DURATION, max_series, 0)
+        self.query = Children(metrics, catalogue.PAGINATION_QUERY_DURATION, max_series, 0)
+        self.size = Children(metrics, catalogue.PAGINATION_PAGE_SIZE, max_series, 0)
+        self.items = Children(metrics, catalogue.PAGINATION_ITEMS_RETURNED, max_series, 0)
+        self.offset = Children(metrics, catalogue.PAGINATION_OFFSET, max_series, 0)
+        self.number = Children(metrics, catalogue.PAGINATION_PAGE_NUMBER, max_series, 0)
+        # (route, mode, page-size class) whose query children exist at zero; bounded by
+        # routes x 2 modes x 6 classes.
+        self._query_classes: set[tuple[str, str, str]] = set()
+
+    def prepare(self, route: str, paging: RoutePaging) -> None:
+        """Create a paginated route's series at zero."""
+        if route in (OTHER, UNMATCHED_ROUTE):
+            return
+        size = paging.size
+        for mode in paging.modes:
+            for folded in _RANGES[mode]:
+                self.duration.ensure((route, mode, folded))
+            self.size.ensure((route, mode))
+            self.items.ensure((route, mode))
+            if size is not None:
+                self._query_class(route, mode, page_size_class(size))
+            if mode == "offset":
+                self.offset.ensure((route,))
+                self.number.ensure((route,))
+
+    def _query_class(self, route: str, mode: str, size_class: str) -> None:
+        key = (route, mode, size_class)
+        if key not in self._query_classes and route not in (OTHER, UNMATCHED_ROUTE):
+            self._query_classes.add(key)
+            for folded in _RANGES[mode]:
+                self.query.ensure((*key, folded))
+
+    def observe_query(self, route: str, page: Page, seconds: float) -> None:
+        """One page query (timed by the listeners or by pagination_query) of a complete page."""
+        mode, size_class, folded = page.labels()
+        if (route, mode, size_class) not in self._query_classes:
+            self._query_class(route, mode, size_class)
+        self.query.get((route, mode, size_class, folded)).observe(seconds)
+
+    def observe_request(self, route: str, page: Page, duration: float, items: int | None) -> None:
+        """One finished, complete, paginated request."""
+        mode, page_size = page.mode, page.page_size
+        assert page_size is not None
+        self.duration.get((route, mode, page.range)).observe(duration)
+        self.size.get((route, mode)).observe(page_size)
+        if mode == "offset" and page.offset is not None:
+            self.offset.get((route,)).observe(page.offset)
+            if page.page is not None:
+                self.number.get((route,)).observe(page.page)
+        if items is not None:
+            self.items.get((route, mode)).observe(items)
