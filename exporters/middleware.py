@@ -257,10 +257,12 @@ class MetricsMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                headers = list(message.get("headers", ()))
-                if not any(name == REQUEST_ID_HEADER for name, _ in headers):
-                    headers.append(echoed)
-                    message = {**message, "headers": headers}
+                headers = message.get("headers", ())
+                for name, _ in headers:
+                    if name == REQUEST_ID_HEADER:
+                        break
+                else:
+                    message = {**message, "headers": [*headers, echoed]}
             await send(message)
 
         # Only a request with a body can see its client leave halfway through sending it;
