@@ -10,16 +10,18 @@ characters and quotes values holding spaces, ``=``, quotes or backslashes
 
     >>> configure_logging(level="INFO", fmt="json")  # or env LOG_LEVEL, LOG_FORMAT
 
-How the access line stays cheap. Measured per line, the standard route
-(``Logger.info`` with ``extra``, a LogRecord, python-json-logger) cost about
-22 µs, as much as all the request metrics. Most of it was python-json-logger's
-per-record work; building the LogRecord cost 1.5 µs, ``json.dumps`` of the
-finished dict 4 µs, a write and flush to /dev/null 0.5 µs (3 µs to a pipe).
+How the access line stays cheap. In ``make bench`` (in-process, process CPU
+time), the line written the standard way (``Logger.info`` with ``extra``, a
+LogRecord, python-json-logger) added 37-41 µs to a request, more than all of
+its metrics; written as below it adds 9-15 µs. Taken apart, most of the old cost
+was python-json-logger's per-record work; a LogRecord costs 1.5 µs, encoding
+the finished dict 2-4 µs, a write and flush 0.5 µs to /dev/null, 3 µs to a pipe.
 So the choices are:
 
-- One encoder, no python-json-logger: a dict built directly, ``json.dumps`` in
-  C (``ensure_ascii``, so nothing unescaped reaches the stream), the second of
-  the timestamp formatted once per second. Every record goes through it.
+- One encoder, no python-json-logger: a dict built directly and encoded by the
+  C encoder behind ``json.dumps``, made once (``ensure_ascii``, so nothing
+  unescaped reaches the stream); the timestamp's second formatted once per
+  second. Every record goes through it.
 - For the access line only, no LogRecord at all when nothing could tell the
   difference: the access logger is enabled for INFO, and the only handler its
   records would reach is the one :func:`configure_logging` installed, with its
@@ -32,12 +34,13 @@ So the choices are:
   through a queue and a writer thread. A thread would save the flush (under
   1 µs to /dev/null) but moves no CPU time off the process, needs a bounded
   buffer that drops lines when the reader stalls, a restart after ``fork``,
-  and a final drain that SIGKILL never runs. Written like this, a line is in
-  the pipe before the response is finished, so no exit, SIGTERM or SIGKILL
-  loses one; a log reader that cannot keep up slows the writer, which is how
-  container runtimes expect stdout to behave (Docker's default ``mode=blocking``;
-  ``mode=non-blocking`` with ``max-buffer-size`` drops instead, where an
-  operator prefers that).
+  and a final drain that SIGKILL never runs. Written like this, a request's
+  line is in the stream once its response is sent, before the event loop
+  takes the next step: no exit, SIGTERM or SIGKILL loses a finished request's
+  line, and there is no buffer to bound and no line to drop. A log reader that
+  cannot keep up slows the writer, which is how container runtimes expect
+  stdout to behave (Docker's default ``mode=blocking``; ``mode=non-blocking``
+  with ``max-buffer-size`` drops instead, where an operator prefers that).
 """
 
 from __future__ import annotations
