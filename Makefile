@@ -112,4 +112,5 @@ logs-report: $(STAMP) ## Report on the local stack's API log (.run/logs/api.log)
 
 .PHONY: clean
 clean: ## Remove generated output and caches (keeps .venv)
-	rm -rf out out-compose out-kubernetes out-preview .pytest_cache .mypy_cache .ruff_cache
+	rm -rf out out-compose out-kubernetes out-preview .out*.previous .out*.staging-* \
+		.out*.old-* .pytest_cache .mypy_cache .ruff_cache

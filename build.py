@@ -21,7 +21,7 @@ DEFAULT_OUT = ROOT / "out"
 
 
 def main(argv: list[str] | None = None) -> int:
-    return cli.run_build(cli.build_parser("build.py", DEFAULT_OUT).parse_args(argv))
+    return cli.build_main("build.py", DEFAULT_OUT, argv)
 
 
 if __name__ == "__main__":

@@ -214,6 +214,20 @@ def memory(cfg: config.Config) -> g.Panel:
     )
 
 
+def writes_dropped(cfg: config.Config) -> g.Panel:
+    return c.timeseries(
+        "Metric writes dropped",
+        "Metric updates the API workers could not write to their multiprocess directory "
+        "(PROMETHEUS_MULTIPROC_DIR) per second, by reason: full, read_only, missing. "
+        "Requests are served all the same; the values wait in each worker's memory, and "
+        "the worker's log names the directory and the fix. Empty is the normal state. "
+        f"{c.RATE_WINDOW}",
+        [c.Query(c.sum_by(("reason",), c.rate(m.METRICS_WRITES_DROPPED)), "{{reason}}")],
+        unit="ops",
+        no_value="no dropped writes",
+    )
+
+
 def db_summary(cfg: config.Config) -> g.Panel:
     return c.timeseries(
         "Database query time p95 by operation",
@@ -283,5 +297,6 @@ def dashboard(cfg: config.Config) -> g.Dashboard:
                 (folded_samples(cfg), 4),
                 (firing_alerts(cfg), 8),
             ),
+            c.row(6, writes_dropped(cfg)),
         ),
     )

@@ -52,6 +52,8 @@ PAGINATION_MODES = ("offset", "cursor")
 DB_ERROR_KINDS = ("connection", "pool_timeout", "statement")
 CACHE_RESULTS = ("hit", "miss")
 PREFETCH_OUTCOMES = ("used", "wasted")
+# Why a worker could not write a metric to PROMETHEUS_MULTIPROC_DIR (exporters.mpstore).
+WRITE_DROP_REASONS = ("missing", "read_only", "full", "error")
 
 _OFFSET_EDGES = [edge for edge, _ in OFFSET_RANGES]
 _PAGE_SIZE_EDGES = [edge for edge, _ in PAGE_SIZE_CLASSES]
@@ -291,6 +293,13 @@ FOLDED_SAMPLES = MetricSpec(
     "counter",
     'Observations recorded under route="other" because their metric reached its series cap.',
     ("metric",),
+)
+METRICS_WRITES_DROPPED = MetricSpec(
+    "metrics_writes_dropped_total",
+    "counter",
+    "Metric writes a worker could not make to its multiprocess directory, by reason; "
+    "the values wait in the worker's memory until the directory has room.",
+    ("reason",),
 )
 
 # --- Exported by others -------------------------------------------------------

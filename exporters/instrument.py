@@ -8,7 +8,6 @@ pages.hit()
 
 from __future__ import annotations
 
-import atexit
 import os
 import threading
 import weakref
@@ -16,20 +15,23 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, ProcessCollector
-from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from starlette.requests import Request
 from starlette.responses import Response
 
 from genonaut_monitoring import config
-from genonaut_monitoring.exporters import catalogue
+from genonaut_monitoring.exporters import catalogue, mpdir, mpfile
 from genonaut_monitoring.exporters.cache import CacheRecorder, CacheRecorders, frontend_endpoint
 from genonaut_monitoring.exporters.context import report_fault
 from genonaut_monitoring.exporters.exposition import CONTENT_TYPE, TextExposition
 from genonaut_monitoring.exporters.middleware import MetricsMiddleware
+from genonaut_monitoring.exporters.mpstore import install as install_safe_files
 from genonaut_monitoring.exporters.pagination import Paginated, PaginationParams
 
 DEFAULT_FRONTEND_CACHES = ("content-pages", "content-items", "thumbnails")
-MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+MULTIPROC_ENV = mpfile.ENV
+# Multiprocess files are written so that a full or read-only directory never kills a
+# worker (exporters.mpstore); done on import, before any collector is created.
+install_safe_files()
 
 _metrics_by_registry: weakref.WeakKeyDictionary[CollectorRegistry, catalogue.Metrics] = (
     weakref.WeakKeyDictionary()
@@ -49,6 +51,11 @@ def metrics_for(registry: CollectorRegistry | None = None) -> catalogue.Metrics:
             metrics = catalogue.Metrics(registry)
             if registry is not REGISTRY:
                 ProcessCollector(registry=registry)
+            # Zeros for alerts; in multiprocess mode this also creates the worker's counter
+            # file now, with room for counting failed writes before any disk fills up.
+            dropped = metrics[catalogue.METRICS_WRITES_DROPPED]
+            for reason in catalogue.WRITE_DROP_REASONS:
+                dropped.labels(reason)
             _metrics_by_registry[registry] = metrics
     return metrics
 
@@ -76,14 +83,10 @@ def metrics_endpoint(
     multiproc_dir = os.environ.get(MULTIPROC_ENV)
     source: Any = registry
     if multiproc_dir:
-        if not os.path.isdir(multiproc_dir):
-            raise ValueError(
-                f"{MULTIPROC_ENV}={multiproc_dir!r} is not a directory: create it (empty) "
-                "before starting the workers, or unset it to serve one process's metrics"
-            )
-        # Each worker writes its values to files in the directory; the collector keeps
-        # no state and reads them all at every scrape, so one is made here, not per scrape.
-        source = MultiProcessCollector(None, path=multiproc_dir)
+        # Each worker writes its values to files in the directory; the collector prunes
+        # dead workers' files and reads them all at every scrape. A missing or unusable
+        # directory is reported (ERROR, rate-limited), never raised: workers still serve.
+        source = mpdir.DirectoryCollector(multiproc_dir)
     exposition = TextExposition()
 
     # A sync endpoint: Starlette runs it in the threadpool, so a large scrape does
@@ -164,7 +167,8 @@ def instrument(
     or scrape, for engines an app creates late; see :class:`LazyEngines`).
     Every metric goes to ``registry`` (default: prometheus_client's REGISTRY);
     instrumenting several apps with one registry shares its collectors.
-    With PROMETHEUS_MULTIPROC_DIR set, ``/metrics`` serves all workers' values.
+    With PROMETHEUS_MULTIPROC_DIR set, ``/metrics`` serves all workers' values; live
+    gauges of exited workers stop counting at the next scrape (exporters.mpdir).
     ``sql_comments=True`` appends ``/*request_id='…',route='…'*/`` (sqlcommenter) to
     every statement run in a request, so ``pg_stat_activity`` names the route.
 
@@ -223,7 +227,6 @@ def instrument(
             )
 
     lazy = LazyEngines(engine, attach) if _is_factory(engine) else None
-    # First: it refuses a bad PROMETHEUS_MULTIPROC_DIR before the app is changed.
     endpoint = metrics_endpoint(registry, lazy)
 
     app.add_middleware(
@@ -247,11 +250,5 @@ def instrument(
     )
     if engine is not None and lazy is None:
         attach(engine)
-    multiproc_dir = os.environ.get(MULTIPROC_ENV)
-    if multiproc_dir:
-        # Live gauges (requests in progress) of a worker that exits must stop counting.
-        # The pid is read at exit (a worker forked after this call has its own) and the
-        # directory now (the environment may have changed by then).
-        atexit.register(lambda: mark_process_dead(os.getpid(), multiproc_dir))
     app.state.genonaut_instrumentation = instrumentation
     return instrumentation

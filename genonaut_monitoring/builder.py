@@ -5,10 +5,33 @@ Each part of the project contributes files as ``{relative path: bytes}``:
 postgres_exporter queries and compose's role script) and ``alerts.outputs``.
 Everything is rendered in memory, written to a staging folder beside the
 output folder, validated there (PromQL contract, promtool, amtool), and only
-then swapped into place. A failed build leaves the previous output untouched.
+then swapped into place. A failed build leaves the previous output untouched;
+a Python error in a definition is reported as one problem naming its file and
+line (:func:`python_error`), never as a traceback.
 
     >>> from genonaut_monitoring import builder, config
     >>> builder.build(config.CONFIG, Path("out"))  # doctest: +SKIP
+
+The swap is one system call, ``renameat2(RENAME_EXCHANGE)``: the staged folder
+and ``out`` trade names in one step, so at every instant ``out`` is the whole
+previous tree or the whole new one, and a build killed at any point leaves one
+of the two. (A symlink switched by a rename would be atomic too, but ``out``
+would then be a link, which ``cp -r``, Docker's ``COPY`` and bind mounts each
+treat differently from a folder; with the exchange, ``out`` stays a folder.)
+Where the exchange does not exist (not Linux, or a filesystem without it), two
+renames do the swap, and ``out`` is missing for the moment between them.
+
+What docker compose sees: it bind-mounts folders under ``out-compose/``, and a
+bind mount holds the folder that was in place when its container started. A
+build puts new folders in place, so containers see it once restarted
+(``docker compose restart prometheus alertmanager grafana``); until then they
+read the tree they started with, which the build keeps whole as
+``.out-compose.previous`` (the build after replaces it), so Grafana's provider,
+which polls its folder, never finds its dashboards gone.
+
+One build at a time per output folder's parent (a lock on that folder), so the
+next build can tell a killed build's ``.<out>.staging-*`` leftovers from a live
+one's, and removes them.
 
 The command (``genonaut-monitoring build``, or ``python build.py`` in this
 repository) lives in :mod:`genonaut_monitoring.cli`; the parts import only this
@@ -17,26 +40,76 @@ module, so the dependencies point one way.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import errno
+import fcntl
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterable, Mapping
+import traceback
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from genonaut_monitoring import config
+if TYPE_CHECKING:
+    # Annotations only: the command reports a broken config.py through this module.
+    from genonaut_monitoring import config
 
 Outputs = dict[str, bytes]
+PACKAGE = Path(__file__).resolve().parent
 
 
 class BuildError(Exception):
     """A definition or a generated file is wrong; the message says where and what to do."""
 
     def __init__(self, problems: Iterable[str]) -> None:
-        self.problems = list(problems)
+        # Once each: two parts may both render a broken definition (alerts link dashboards).
+        self.problems = list(dict.fromkeys(problems))
         super().__init__("\n".join(self.problems))
+
+
+def _shown(filename: str) -> str:
+    """A source file as its author knows it: the real path, relative to here if inside."""
+    real = Path(os.path.realpath(filename))
+    with contextlib.suppress(ValueError):
+        return real.relative_to(Path.cwd().resolve()).as_posix()
+    return str(real)
+
+
+def _ours(filename: str) -> bool:
+    real = os.path.realpath(filename)
+    # The package's subpackages may be links to folders beside it (this repository).
+    roots = [PACKAGE, *(path.resolve() for path in PACKAGE.iterdir() if path.is_symlink())]
+    return any(real.startswith(f"{root}{os.sep}") for root in roots)
+
+
+def _reraise_missing_dependency(error: Exception) -> None:
+    """Let a library that is not installed through: the command names the extra to install."""
+    if isinstance(error, ModuleNotFoundError) and not (error.name or "").startswith(
+        "genonaut_monitoring"
+    ):
+        raise error
+
+
+def python_error(error: BaseException) -> str:
+    """One line for a Python error in a definition: the file and line it comes from, and what.
+
+    The line is the innermost one in this package, so an error raised inside a library
+    names the definition that called it. Two parts that hit the same error (the alerts
+    render the dashboards too) give the same line, which BuildError then prints once.
+    """
+    if isinstance(error, SyntaxError) and error.filename:
+        where = f"{_shown(error.filename)}:{error.lineno}"
+        message = f"{type(error).__name__}: {error.msg}"
+    else:
+        frames = [f for f in traceback.extract_tb(error.__traceback__) if _ours(f.filename)]
+        where = f"{_shown(frames[-1].filename)}:{frames[-1].lineno}" if frames else "?"
+        message = f"{type(error).__name__}: {error}"
+    return f"{where}: {message} (a Python error in a definition; fix it and build again)"
 
 
 @dataclass(frozen=True)
@@ -110,15 +183,29 @@ def run_tool(args: list[str], what: str, cwd: Path | None = None) -> list[str]:
 # --- render, stage, swap ------------------------------------------------------------
 
 
+def _parts(target: str) -> list[Part]:
+    if target not in TARGETS:
+        return parts(target)  # a ValueError naming the targets there are
+    try:
+        return parts(target)
+    except Exception as exc:
+        _reraise_missing_dependency(exc)
+        raise BuildError([python_error(exc)]) from None
+
+
 def render(cfg: config.Config, target: str = "files") -> Outputs:
     """Render every part in memory; raise BuildError if two parts claim one path."""
     outputs: Outputs = {}
     problems: list[str] = []
-    for part in parts(target):
+    for part in _parts(target):
         try:
             produced = part.render(cfg)
         except BuildError as exc:
             problems.extend(exc.problems)
+            continue
+        except Exception as exc:
+            _reraise_missing_dependency(exc)
+            problems.append(python_error(exc))
             continue
         for path, content in produced.items():
             if path in outputs:
@@ -140,8 +227,12 @@ def write_tree(folder: Path, outputs: Mapping[str, bytes]) -> None:
 def validate(folder: Path, cfg: config.Config, target: str = "files") -> None:
     """Run every part's checks on a written tree; raise BuildError with all problems."""
     problems: list[str] = []
-    for part in parts(target):
-        problems.extend(part.validate(folder, cfg))
+    for part in _parts(target):
+        try:
+            problems.extend(part.validate(folder, cfg))
+        except Exception as exc:
+            _reraise_missing_dependency(exc)
+            problems.append(python_error(exc))
     if problems:
         raise BuildError(problems)
 
@@ -165,16 +256,73 @@ def stage(cfg: config.Config, out: Path, target: str = "files") -> tuple[Path, O
     return staging, outputs
 
 
-def swap_into_place(staging: Path, out: Path) -> None:
-    """Replace ``out`` with ``staging`` by renames, so readers never see a half tree."""
-    old = None
-    if out.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-        os.rmdir(old)
-        out.rename(old)
-    staging.rename(out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+_AT_FDCWD = -100
+_RENAME_EXCHANGE = 2
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Trade the names of ``a`` and ``b`` in one step; False where that is not supported."""
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p]
+    renameat2.argtypes += [ctypes.c_uint]
+    renameat2.restype = ctypes.c_int
+    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    error = ctypes.get_errno()
+    if error in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+        return False
+    raise OSError(error, os.strerror(error), str(a), None, str(b))
+
+
+def swap_into_place(staging: Path, out: Path, keep_previous: bool = False) -> None:
+    """Put ``staging`` in ``out``'s place in one atomic step (see the module docstring).
+
+    ``keep_previous``: keep the replaced tree whole as ``.<out>.previous`` until the next
+    swap, for readers that still hold it (compose's bind mounts).
+    """
+    if not out.exists() and not out.is_symlink():
+        staging.rename(out)
+        return
+    if _exchange(staging, out):
+        replaced = staging
+    else:
+        replaced = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+        os.rmdir(replaced)
+        out.rename(replaced)
+        staging.rename(out)
+    previous = out.parent / f".{out.name}.previous"
+    shutil.rmtree(previous, ignore_errors=True)
+    if keep_previous:
+        with contextlib.suppress(OSError):
+            replaced.rename(previous)
+            return
+    shutil.rmtree(replaced, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def exclusive(out: Path) -> Iterator[None]:
+    """One build at a time beside ``out``: a lock on its parent folder, released at exit."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(out.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def remove_leftovers(out: Path) -> list[Path]:
+    """Remove what killed builds left beside ``out``; hold :func:`exclusive`. Returns them."""
+    found = [
+        *out.parent.glob(f".{out.name}.staging-*"),
+        *out.parent.glob(f".{out.name}.old-*"),
+    ]
+    for path in found:
+        shutil.rmtree(path, ignore_errors=True)
+    return found
 
 
 def read_tree(folder: Path) -> Outputs:
@@ -203,15 +351,18 @@ def drift(expected: Mapping[str, bytes], actual: Mapping[str, bytes]) -> list[st
 
 def build(cfg: config.Config, out: Path, target: str = "files") -> Outputs:
     """Render, validate and atomically write ``out``; return what was written."""
-    staging, outputs = stage(cfg, out, target)
-    swap_into_place(staging, out)
+    with exclusive(out):
+        remove_leftovers(out)
+        staging, outputs = stage(cfg, out, target)
+        swap_into_place(staging, out, keep_previous=True)
     return outputs
 
 
 def check(cfg: config.Config, out: Path, target: str = "files") -> list[str]:
     """Validate a fresh build and compare it with ``out``; return the drift found."""
-    staging, outputs = stage(cfg, out, target)
-    shutil.rmtree(staging, ignore_errors=True)
+    with exclusive(out):
+        staging, outputs = stage(cfg, out, target)
+        shutil.rmtree(staging, ignore_errors=True)
     return drift(outputs, read_tree(out))
 
 

@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from genonaut_monitoring import config
 from genonaut_monitoring.builder import TARGETS
+
+if TYPE_CHECKING:
+    # Imported when needed: a broken config.py is reported by guarded(), not a traceback.
+    from genonaut_monitoring import config
 
 BUILD_DESCRIPTION = (
     "Generate Grafana dashboards and provisioning, Prometheus rules and configs, and the "
@@ -30,6 +33,8 @@ BUILD_DESCRIPTION = (
 
 def add_config_options(parser: argparse.ArgumentParser) -> None:
     """``--config FILE`` and ``--profile NAME``, shared by ``build`` and ``up``."""
+    from genonaut_monitoring import config
+
     parser.add_argument(
         "--config",
         type=Path,
@@ -77,6 +82,8 @@ def target_out(default_out: Path, target: str) -> Path:
 
 def load_config(path: Path | None, profile: str) -> config.Config:
     """The profile, with the adopter's file applied when one is given."""
+    from genonaut_monitoring import config
+
     if path is None:
         return config.profile(profile)
     from genonaut_monitoring import settings
@@ -159,9 +166,9 @@ def add_up_parser(commands: Any) -> None:
 
 
 def _run_up(args: argparse.Namespace) -> int:
-    from genonaut_monitoring import stack
+    from genonaut_monitoring import up
 
-    return stack.run(args)
+    return up.run(args)
 
 
 # The extra that brings the modules each command needs (pip install 'genonaut-monitoring[X]').
@@ -181,7 +188,55 @@ EXTRA_MODULES = frozenset(
 )
 
 
+def _broken_config() -> bool:
+    """True (and said in one line) when config.py does not import: nothing can run."""
+    from genonaut_monitoring import builder
+
+    try:
+        from genonaut_monitoring import config  # noqa: F401
+    except Exception as exc:
+        print(
+            "nothing was built or started; the previous output was left as it was:\n  "
+            + builder.python_error(exc),
+            file=sys.stderr,
+        )
+        return True
+    return False
+
+
+def guarded(command: str, run: Callable[[], int]) -> int:
+    """Run ``command``; a module that is not installed is one line, not a trace.
+
+    Python errors in the definitions are the build's to report (builder.python_error).
+    """
+    from genonaut_monitoring import builder
+
+    try:
+        return run()
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] not in EXTRA_MODULES:
+            # Imported by a definition, and by nothing this package needs.
+            print(f"genonaut-monitoring {command}: {builder.python_error(exc)}", file=sys.stderr)
+            return 1
+        # The runtime install has no build or stack dependencies: say which extra brings them.
+        print(
+            f"genonaut-monitoring {command}: {exc.name} is not installed; "
+            f"install the extra: pip install 'genonaut-monitoring[{EXTRAS[command]}]'",
+            file=sys.stderr,
+        )
+        return 2
+
+
+def build_main(prog: str, default_out: Path, argv: Sequence[str] | None = None) -> int:
+    """``python build.py``: the ``build`` command with the repository's default folder."""
+    if _broken_config():
+        return 1
+    return guarded("build", lambda: run_build(build_parser(prog, default_out).parse_args(argv)))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    if _broken_config():
+        return 1
     parser = argparse.ArgumentParser(
         prog="genonaut-monitoring",
         description="Monitoring as code for FastAPI services: build the files, run the stack.",
@@ -199,19 +254,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     backtest_report.add_parser(commands)
     args_list = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(record.join_time_options(args_list))
-    try:
-        return int(args.run(args))
-    except ModuleNotFoundError as exc:
-        if (exc.name or "").split(".")[0] not in EXTRA_MODULES:
-            raise
-        # The runtime install has no build or stack dependencies: say which extra brings them.
-        extra = EXTRAS[args.command]
-        print(
-            f"genonaut-monitoring {args.command}: {exc.name} is not installed; "
-            f"install the extra: pip install 'genonaut-monitoring[{extra}]'",
-            file=sys.stderr,
-        )
-        return 2
+    return guarded(args.command, lambda: int(args.run(args)))
 
 
 if __name__ == "__main__":

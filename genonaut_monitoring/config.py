@@ -473,6 +473,20 @@ class Notifications:
 
 
 @dataclass(frozen=True)
+class Multiprocess:
+    """Workers sharing PROMETHEUS_MULTIPROC_DIR (exporters.mpstore and exporters.mpdir)."""
+
+    # mpstore: a worker that could not open or grow a metrics file tries again after this
+    # long; its values wait in memory meanwhile (a failed try costs a system call or two).
+    retry_seconds: Seconds = 10.0
+    # mpdir: one ERROR line per cause (full, read-only, missing, ...) at most this often.
+    error_log_seconds: Seconds = 60.0
+    # mpdir: how long a scrape or a starting worker waits for another worker's merge of
+    # dead workers' files before going on without pruning.
+    lock_timeout_seconds: Seconds = 2.0
+
+
+@dataclass(frozen=True)
 class RemoteWrite:
     """A store that Prometheus sends every sample to: prometheus.yml's ``remote_write``.
 
@@ -572,6 +586,7 @@ class Config:
     # Remote-write stores (prometheus.yml); none by default.
     remote_write: tuple[RemoteWrite, ...] = ()
     kubernetes: Kubernetes = field(default_factory=Kubernetes)
+    multiprocess: Multiprocess = field(default_factory=Multiprocess)
     # Base of every alert's runbook_url; the alert name is the anchor.
     runbook_base_url: str = "https://github.com/genonaut/genonaut-monitoring/blob/main/RUNBOOK.md"
 

@@ -139,14 +139,15 @@ class Server:
                 *(arg for name, value in options.items() for arg in ("-c", f"{name}={value}")),
             ]
             with self.log.open("ab") as log:
-                # Own session: a Ctrl-C meant for the caller must not reach the server first.
+                # Own process group: a Ctrl-C meant for the caller must not reach the server
+                # first. The caller's session still, so it can find everything it started.
                 self.process = subprocess.Popen(
                     _as_owner(argv),
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL,
                     cwd=tempfile.gettempdir(),
-                    start_new_session=True,
+                    process_group=0,
                 )
             if self._wait_ready():
                 return

@@ -42,7 +42,12 @@ def find_binary(name: str) -> str:
 
 
 class Process:
-    """A child process in its own session, logging to a file, stopped with its children."""
+    """A child process in its own process group, logging to a file, stopped with its children.
+
+    Its own group, so a terminal's Ctrl-C reaches only the stack, which stops each part
+    in turn; the stack's session still, so whoever started the stack can find (and end)
+    everything it started by its session.
+    """
 
     def __init__(
         self, name: str, args: list[str], log: Path, env: Mapping[str, str], cwd: Path
@@ -60,7 +65,7 @@ class Process:
                 stdin=subprocess.DEVNULL,
                 env=dict(self.env),
                 cwd=self.cwd,
-                start_new_session=True,
+                process_group=0,
             )
 
     def alive(self) -> bool:

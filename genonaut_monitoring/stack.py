@@ -1,18 +1,14 @@
-"""Run the monitoring stack on this machine, without Docker: ``genonaut-monitoring up``.
-
-    genonaut-monitoring up                                # the demo API and everything else
-    genonaut-monitoring up --config monitoring.toml --no-demo   # scrape your own running app
-    make up                                               # the first, from this repository
+"""The monitoring stack on this machine, without Docker (``genonaut-monitoring up``).
 
 Starts Prometheus and Alertmanager (Debian packages) with configs built for
 the ports chosen here, a real SMTP server that keeps every email it receives,
 a stand-in for Slack's incoming webhook, and (unless ``--no-demo``) the demo
 API, on a throwaway PostgreSQL watched by postgres_exporter when both are
-installed (:mod:`~genonaut_monitoring.pgstack`). Prints the URLs and stops
-everything on Ctrl-C. Grafana is the one part that needs Docker: ``docker
-compose up`` runs the whole stack with it.
+installed (:mod:`~genonaut_monitoring.pgstack`). Grafana is the one part that
+needs Docker: ``docker compose up`` runs the whole stack with it.
 
-The end-to-end tests drive the same :class:`Stack`::
+The command is :mod:`genonaut_monitoring.up`; the end-to-end tests drive the same
+:class:`Stack`::
 
     with Stack(tmp_path, components={"api", "prometheus"}) as stack:
         stack.wait_for(lambda: stack.query("up") != [], 30, "first scrape")
@@ -20,12 +16,9 @@ The end-to-end tests drive the same :class:`Stack`::
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
-import signal
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
@@ -185,16 +178,27 @@ class Stack:
             self._wait_http("prometheus", f"{self.prometheus_url}/-/ready", timeout=30)
 
     def stop(self) -> None:
-        """Stop everything that was started, newest first; safe to call twice."""
+        """Stop everything that was started, newest first; safe to call twice.
+
+        Each part is stopped even when stopping another one failed; the first failure
+        is raised afterwards.
+        """
         if self._stopped:
             return
         self._stopped = True
-        for name in reversed(list(self.processes)):
-            self.processes[name].stop()
-        self.pg.stop()
-        for service in (self.slack, self.smtp):
-            if service is not None:
-                service.stop()
+        stops: list[Callable[[], None]] = [
+            self.processes[name].stop for name in reversed(list(self.processes))
+        ]
+        stops.append(self.pg.stop)
+        stops += [service.stop for service in (self.slack, self.smtp) if service is not None]
+        failure: BaseException | None = None
+        for stop in stops:
+            try:
+                stop()
+            except Exception as exc:
+                failure = failure or exc
+        if failure is not None:
+            raise failure
 
     def _write_secrets(self) -> None:
         self.secrets_dir.mkdir(parents=True, exist_ok=True)
@@ -315,80 +319,3 @@ class Stack:
             urls["Slack stand-in"] = f"{self.slack.url} (payloads in {self.workdir / 'slack'})"
         urls.update(self.pg.urls())
         return urls
-
-
-def _save_mail(stack: Stack, seen: int) -> int:
-    """Write messages received since ``seen`` to workdir/mail as .eml files."""
-    if stack.smtp is None:
-        return seen
-    folder = stack.workdir / "mail"
-    folder.mkdir(exist_ok=True)
-    messages = stack.smtp.messages[seen:]
-    for offset, message in enumerate(messages, start=seen + 1):
-        (folder / f"{offset:04d}.eml").write_bytes(bytes(message))
-        print(f"email received: {message['Subject']}", flush=True)
-    return seen + len(messages)
-
-
-def _report_slack(stack: Stack, seen: int) -> int:
-    """Name the Slack payloads the stand-in wrote since ``seen``."""
-    if stack.slack is None:
-        return seen
-    for path, payload in list(zip(stack.slack.paths, stack.slack.requests, strict=False))[seen:]:
-        title = (payload.get("attachments") or [{}])[0].get("title") or payload.get("text", "")
-        print(f"Slack message received: {title} ({path})", flush=True)
-    return len(stack.slack.paths)
-
-
-def run(args: argparse.Namespace) -> int:
-    """The ``up`` command: start everything, print the URLs, stop everything on Ctrl-C."""
-    from genonaut_monitoring import cli, settings
-
-    try:
-        cfg = cli.load_config(args.config, args.profile)
-    except settings.SettingsError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    components = COMPONENTS - ({"api"} if args.no_demo else set())
-    postgres, note = pgstack.components_for_up(args.no_postgres, demo=not args.no_demo)
-    if note:
-        print(f"note: {note}", flush=True)
-    stack = Stack(
-        args.workdir,
-        cfg=cfg,
-        components=components | postgres,
-        api_env={"DEMO_SEED_ROWS": str(args.seed_rows), "DEMO_FAULTS": "1" if args.faults else "0"},
-        api_workers=args.workers,
-        preferred_ports=True,
-        slack_webhook_url=os.environ.get("SLACK_WEBHOOK_URL") or None,
-        own_targets=args.no_demo,
-    )
-    stopping = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
-    try:
-        print(f"starting (logs in {stack.workdir / 'logs'}) ...", flush=True)
-        stack.start()
-        for name, url in stack.urls().items():
-            print(f"  {name:<15} {url}")
-        print(
-            "Grafana needs Docker and is not started here: `docker compose up` runs the whole"
-            " stack with it; in this repository `make preview` renders the panels without it."
-        )
-        print("Ctrl-C stops everything.", flush=True)
-        seen = slack_seen = 0
-        while not stopping.wait(1.0):
-            seen = _save_mail(stack, seen)
-            slack_seen = _report_slack(stack, slack_seen)
-            dead = [n for n, p in stack.processes.items() if not p.alive()]
-            if dead:
-                print(f"{', '.join(dead)} stopped; see {stack.workdir / 'logs'}", file=sys.stderr)
-                return 1
-    except KeyboardInterrupt:
-        pass
-    except (StackError, builder.BuildError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        print("stopping ...", flush=True)
-        stack.stop()
-    return 0

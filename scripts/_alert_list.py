@@ -13,6 +13,7 @@ it as Grafana's alert list does: ``stateFilter``, ``alertName``,
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -21,10 +22,10 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 from scripts import _layout as lay
+from scripts._grafana_json import Target
 from scripts._panel_data import Line, PanelData, Rendered, options
+from scripts._promapi import Prometheus, Window
 from scripts._units import NAMED_COLOURS, NO_DATA_GREY
-from scripts.grafana_json import Target
-from scripts.promapi import Prometheus, Window
 
 ALERTS = Target("A", "ALERTS", format="table", instant=True)
 ACTIVE_SINCE = Target("B", "ALERTS_FOR_STATE", format="table", instant=True)
@@ -157,3 +158,10 @@ def draw(fig: Figure, data: PanelData, window: Window) -> Rendered:
     if len(shown) > rows:
         rendered.notes.append(f"image shows {rows} of {len(shown)} alerts; the page has all")
     return rendered
+
+
+if __name__ == "__main__":
+    sys.exit(
+        f"{__file__}: not a command, a helper of scripts.preview; "
+        "run that one (python -m scripts.preview --help)"
+    )

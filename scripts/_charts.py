@@ -7,6 +7,7 @@ function draws one prepared panel (see ``_panel_data.prepare``) into a figure.
 from __future__ import annotations
 
 import math
+import sys
 from typing import Any
 
 import matplotlib
@@ -16,6 +17,7 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import FixedLocator, FuncFormatter
 
 from scripts import _layout as lay
+from scripts._grafana_json import Panel
 from scripts._panel_data import (
     PanelData,
     Rendered,
@@ -27,9 +29,8 @@ from scripts._panel_data import (
     reducer,
     table_cells,
 )
+from scripts._promapi import Window
 from scripts._units import PALETTE, absolute_steps, colour, format_unit, step_colour, ticks
-from scripts.grafana_json import Panel
-from scripts.promapi import Window
 
 
 def _custom(panel: Panel) -> dict[str, Any]:
@@ -262,3 +263,10 @@ def heatmap(fig: Figure, data: PanelData, window: Window) -> Rendered:
     bar.ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _p: format_unit(v, cell_unit)))
     rendered.notes.append(f"y axis in {y_unit or 'no unit'}, cells in {cell_unit or 'no unit'}")
     return rendered
+
+
+if __name__ == "__main__":
+    sys.exit(
+        f"{__file__}: not a command, a helper of scripts.preview; "
+        "run that one (python -m scripts.preview --help)"
+    )

@@ -7,6 +7,7 @@ tick label ("88.6 MiB") moves the plot right and a long series name wraps.
 
 from __future__ import annotations
 
+import sys
 import textwrap
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -21,9 +22,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyBboxPatch, Rectangle
 
+from scripts._grafana_json import Panel
+from scripts._promapi import Window
 from scripts._units import NO_DATA_GREY, ticks
-from scripts.grafana_json import Panel
-from scripts.promapi import Window
 
 # Pixels per grid unit: Grafana's 24 columns across about 1300 pixels, rows of 30 px.
 COLUMN_PX = 56
@@ -172,3 +173,10 @@ def plot_box(fig: Figure, bottom: float, labels: Sequence[str]) -> tuple[float, 
     axis_px = 22  # time labels under the plot
     bottom = bottom + axis_px / height_px
     return left, bottom, max(0.1, top(fig) - 0.03 - bottom)
+
+
+if __name__ == "__main__":
+    sys.exit(
+        f"{__file__}: not a command, a helper of scripts.preview; "
+        "run that one (python -m scripts.preview --help)"
+    )

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from scripts._grafana_json import Panel, Target
+from scripts._promapi import Series
 from scripts._units import format_unit
-from scripts.grafana_json import Panel, Target
-from scripts.promapi import Series
 
 
 @dataclass(frozen=True)
@@ -261,3 +262,10 @@ def table_cells(data: PanelData) -> list[list[str]]:
 
     body = [[*key, *(shown(cells.get(c)) for c in value_columns)] for key, cells in rows]
     return [[*shown_columns, *shown_values], *body]
+
+
+if __name__ == "__main__":
+    sys.exit(
+        f"{__file__}: not a command, a helper of scripts.preview; "
+        "run that one (python -m scripts.preview --help)"
+    )

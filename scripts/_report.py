@@ -126,3 +126,11 @@ class Progress:
         if self.tty and self._text:
             self.stream.write("\n")
             self.stream.flush()
+
+
+if __name__ == "__main__":
+    sys.exit(
+        f"{__file__}: not a command, a helper of scripts.analyze_logs and "
+        "scripts.performance_test; "
+        "run one of those (python -m scripts.NAME --help)"
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -11,10 +12,10 @@ from matplotlib.patches import Rectangle, Wedge
 
 from scripts import _layout as lay
 from scripts._charts import no_value
+from scripts._grafana_json import Panel, Step
 from scripts._panel_data import Line, PanelData, Rendered, decimals, options, reduced, reducer
+from scripts._promapi import Window
 from scripts._units import absolute_steps, colour, format_unit, step_colour
-from scripts.grafana_json import Panel, Step
-from scripts.promapi import Window
 
 
 def _fitting_size(fig: Figure, ax: Any, text: str) -> float:
@@ -113,3 +114,10 @@ def stat(fig: Figure, data: PanelData, window: Window) -> Rendered:
                 transform=ax.transAxes,
             )  # fmt: skip
     return rendered
+
+
+if __name__ == "__main__":
+    sys.exit(
+        f"{__file__}: not a command, a helper of scripts.preview; "
+        "run that one (python -m scripts.preview --help)"
+    )

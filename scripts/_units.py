@@ -9,11 +9,12 @@
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Sequence
 
 from matplotlib import colors as mcolors
 
-from scripts.grafana_json import Panel, Step
+from scripts._grafana_json import Panel, Step
 
 # Grafana's classic palette, in its order.
 PALETTE = (
@@ -229,3 +230,10 @@ def step_colour(value: float | None, steps: Sequence[Step]) -> str:
         if step.value is None or value >= step.value:
             chosen = step.color
     return colour(chosen)
+
+
+if __name__ == "__main__":
+    sys.exit(
+        f"{__file__}: not a command, a helper of scripts.preview; "
+        "run that one (python -m scripts.preview --help)"
+    )

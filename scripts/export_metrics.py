@@ -30,8 +30,8 @@ if __package__ in (None, ""):
     # Run as a file (python scripts/export_metrics.py): make the project importable.
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from scripts import grafana_json as gj
-from scripts.promapi import (
+from scripts import _grafana_json as gj
+from scripts._promapi import (
     Prometheus,
     PrometheusUnreachable,
     QueryFailed,

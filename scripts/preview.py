@@ -31,9 +31,9 @@ if __package__ in (None, ""):
 
 from genonaut_monitoring.builder import swap_into_place
 from scripts import _alert_list as alert_list
-from scripts import grafana_json as gj
-from scripts import panel_render as pr
-from scripts.promapi import (
+from scripts import _grafana_json as gj
+from scripts import _panel_render as pr
+from scripts._promapi import (
     Prometheus,
     PrometheusUnreachable,
     QueryFailed,

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from scripts import grafana_json as gj
-from scripts.promapi import (
+from scripts import _grafana_json as gj
+from scripts._promapi import (
     Prometheus,
     Window,
     format_duration,

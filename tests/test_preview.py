@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 from matplotlib import image as mimage
 
-from scripts import grafana_json as gj
-from scripts import panel_render as pr
+from scripts import _grafana_json as gj
+from scripts import _panel_render as pr
+from scripts._promapi import Series, Window, rfc3339
 from scripts.preview import image_name
-from scripts.promapi import Series, Window, rfc3339
 from tests.conftest import ROOT, free_port
 from tests.live_prometheus import (
     CHECKED,

@@ -10,9 +10,9 @@ import pytest
 from matplotlib.figure import Figure
 
 from scripts import _alert_list as alert_list
-from scripts import grafana_json as gj
-from scripts import panel_render as pr
-from scripts.promapi import Series, Window
+from scripts import _grafana_json as gj
+from scripts import _panel_render as pr
+from scripts._promapi import Series, Window
 
 WINDOW = Window(1_800_000_000, 1_800_000_600, 15)
 STAMPS = [WINDOW.start + 15 * i for i in range(41)]

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from email.message import EmailMessage
 from pathlib import Path
@@ -137,35 +138,79 @@ def test_a_component_that_cannot_start_is_named_with_its_log(tmp_path: Path) -> 
     assert _processes_mentioning(str(tmp_path)) == []
 
 
-@pytest.mark.e2e
-def test_make_up_prints_urls_and_leaves_no_process_behind_on_ctrl_c(tmp_path: Path) -> None:
+def _in_session(session: int) -> list[str]:
+    """Live processes of a session: what a stack started there and did not stop."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            stat = (proc / "stat").read_text()
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        state, _ppid, _group, sid = stat.rsplit(")", 1)[1].split()[:4]
+        if int(sid) == session and state != "Z":
+            found.append(f"{proc.name}: {cmdline}")
+    return found
+
+
+def _left_in_session(session: int, grace: float = 5.0) -> list[str]:
+    deadline = time.monotonic() + grace
+    while (left := _in_session(session)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return left
+
+
+def _up(workdir: Path, sigint_ignored: bool = False) -> subprocess.Popen[str]:
+    """``genonaut-monitoring up`` in a session of its own, as a terminal would start it.
+
+    ``sigint_ignored``: started the way a shell starts a background job (``make test &``),
+    with SIGINT ignored, which a child inherits.
+    """
     for tool in ("prometheus", "prometheus-alertmanager"):
         require_tool(tool)
-    workdir = tmp_path / "run"
-    process = subprocess.Popen(
-        [
-            *[sys.executable, "-m", "genonaut_monitoring", "up"],
-            *["--workdir", str(workdir), "--seed-rows", "500"],
-        ],
+    command = [
+        *[sys.executable, "-m", "genonaut_monitoring", "up"],
+        *["--workdir", str(workdir), "--seed-rows", "500"],
+    ]
+    if sigint_ignored:
+        command = ["sh", "-c", 'trap "" INT; exec "$@"', "sh", *command]
+    return subprocess.Popen(
+        command,
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
         env={**os.environ, "SLACK_WEBHOOK_URL": ""},
+        start_new_session=True,
     )
+
+
+def _read_until(process: subprocess.Popen[str], text: str, timeout: float = 120) -> list[str]:
+    assert process.stdout is not None
     lines: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break
+        lines.append(line.rstrip())
+        if line.startswith(text):
+            return lines
+    raise AssertionError(f"no line starting {text!r}:\n" + "\n".join(lines))
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("sigint", ["as inherited", "ignored by the shell"])
+def test_make_up_prints_urls_and_leaves_no_process_behind_on_ctrl_c(
+    tmp_path: Path, sigint: str
+) -> None:
+    workdir = tmp_path / "run"
+    process = _up(workdir, sigint_ignored=sigint == "ignored by the shell")
     try:
-        assert process.stdout is not None
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            line = process.stdout.readline()
-            if not line:
-                break
-            lines.append(line.rstrip())
-            if line.startswith("Ctrl-C stops everything"):
-                break
+        lines = _read_until(process, "Ctrl-C stops everything")
         output = "\n".join(lines)
-        assert "Ctrl-C stops everything" in output, output
         for name in ("Demo API", "Prometheus", "Alertmanager", "SMTP catcher", "Slack stand-in"):
             assert f"  {name}" in output
         assert f"(messages in {workdir / 'mail'})" in output
@@ -178,10 +223,12 @@ def test_make_up_prints_urls_and_leaves_no_process_behind_on_ctrl_c(tmp_path: Pa
         }
         for url in urls.values():
             assert requests.get(f"{url}/-/ready", timeout=5).status_code == 200
+        assert len(_in_session(process.pid)) > 3  # the stack's processes share its session
         # A Slack post (a warning goes nowhere else) is written where `up` said, and named.
         (slack_line,) = [line for line in lines if line.startswith("  Slack stand-in")]
         payload = {"attachments": [{"title": "[FIRING:1] ApiHighLatency (warning)"}]}
         assert requests.post(slack_line.split()[2], json=payload, timeout=5).status_code == 200
+        assert process.stdout is not None
         received = process.stdout.readline().rstrip()
         assert received == (
             "Slack message received: [FIRING:1] ApiHighLatency (warning) "
@@ -189,8 +236,58 @@ def test_make_up_prints_urls_and_leaves_no_process_behind_on_ctrl_c(tmp_path: Pa
         )
         assert json.loads((workdir / "slack" / "0001.json").read_text()) == payload
     finally:
-        process.send_signal(signal.SIGINT)
+        # Ctrl-C at a terminal: SIGINT to the foreground process group.
+        os.killpg(process.pid, signal.SIGINT)
         rest, _ = process.communicate(timeout=60)
     assert process.returncode == 0, rest
     assert "stopping" in rest
+    assert _left_in_session(process.pid) == []
     assert _processes_mentioning(str(workdir)) == []
+
+
+@pytest.mark.e2e
+def test_up_stops_everything_when_its_stdout_closes_then_sigterm(tmp_path: Path) -> None:
+    """``genonaut-monitoring up | head -2``, then SIGTERM."""
+    workdir = tmp_path / "run"
+    process = _up(workdir)
+    try:
+        assert process.stdout is not None
+        head = [process.stdout.readline() for _ in range(2)]
+        assert head[0].startswith("starting"), head
+        process.stdout.close()
+        _wait_for(lambda: len(_in_session(process.pid)) > 3, "the stack to start")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=60)
+    assert process.returncode in (0, 1)
+    assert _left_in_session(process.pid) == []
+    assert _processes_mentioning(str(workdir)) == []
+
+
+@pytest.mark.e2e
+def test_up_stops_everything_when_a_component_dies(tmp_path: Path) -> None:
+    workdir = tmp_path / "run"
+    process = _up(workdir)
+    try:
+        _read_until(process, "Ctrl-C stops everything")
+        [prometheus] = [
+            int(line.split(":")[0])
+            for line in _in_session(process.pid)
+            if "--storage.tsdb.path" in line
+        ]
+        os.kill(prometheus, signal.SIGKILL)
+        rest, _ = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == 1
+    assert f"prometheus stopped; see {workdir.resolve() / 'logs'}" in rest
+    assert _left_in_session(process.pid) == []
+    assert _processes_mentioning(str(workdir)) == []
+
+
+def _wait_for(predicate: Callable[[], bool], what: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"waited {timeout:g} s for {what}"
+        time.sleep(0.2)

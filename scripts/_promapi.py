@@ -11,6 +11,7 @@ import argparse
 import math
 import os
 import re
+import sys
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -301,3 +302,10 @@ def scrape_interval_of(prom: Prometheus, option: float | None) -> float:
     if option:
         return option
     return prom.scrape_interval() or parse_duration(config.CONFIG.intervals.scrape_interval)
+
+
+if __name__ == "__main__":
+    sys.exit(
+        f"{__file__}: not a command, a helper of scripts.preview and scripts.export_metrics; "
+        "run one of those (python -m scripts.NAME --help)"
+    )

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from scripts.promapi import Prometheus, QueryFailed, Series, Window, format_duration
+from scripts._promapi import Prometheus, QueryFailed, Series, Window, format_duration
 
 # Where build.py writes the dashboards: the scripts' default input.
 DEFAULT_DASHBOARDS = Path(__file__).resolve().parent.parent / "out" / "grafana" / "dashboards"
@@ -553,3 +553,10 @@ def run(prom: Prometheus, query: PanelQuery, window: Window) -> list[Series]:
         return prom.query_range(query.expr, window)
     except QueryFailed as exc:
         raise QueryFailed(query.expr, f"{query.where}: {exc.error}") from None
+
+
+if __name__ == "__main__":
+    sys.exit(
+        f"{__file__}: not a command, a helper of scripts.preview and scripts.export_metrics; "
+        "run one of those (python -m scripts.NAME --help)"
+    )

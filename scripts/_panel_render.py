@@ -13,6 +13,7 @@ does to query results), ``_layout`` (axes and legends that fit), ``_charts``,
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -37,6 +38,7 @@ from scripts._panel_data import (
     reducer,
     table_cells,
 )
+from scripts._promapi import Window
 from scripts._units import (
     NAMED_COLOURS,
     NO_DATA_GREY,
@@ -49,7 +51,6 @@ from scripts._units import (
     ticks,
     unit_label,
 )
-from scripts.promapi import Window
 
 __all__ = [
     "COLUMN_PX", "DPI", "NAMED_COLOURS", "NO_DATA_GREY", "PALETTE", "REDUCERS", "RENDERERS",
@@ -114,3 +115,10 @@ def render(data: PanelData, window: Window, path: Path) -> Rendered:
             rendered = Rendered("error", notes=[f"could not draw: {exc!r}"])
             fig.savefig(path, format="png", dpi=DPI, metadata={"Software": None})
     return rendered
+
+
+if __name__ == "__main__":
+    sys.exit(
+        f"{__file__}: not a command, a helper of scripts.preview; "
+        "run that one (python -m scripts.preview --help)"
+    )
