@@ -2,6 +2,7 @@
 
     python -m benchmarks.overhead            # full run (make bench), a few minutes
     python -m benchmarks.overhead --quick    # a few seconds, for a smoke test
+    python -m benchmarks.overhead --check    # exit 1 when a target below is missed
 
 Request kinds (``benchmarks.apps.KINDS``): an offset page
 (``?page=3&page_size=20``), a cursor page (``?cursor=...&limit=20``), a plain
@@ -139,15 +140,26 @@ def targets(results: dict[str, Any]) -> dict[str, Any]:
         }
         for kind in KINDS
     }
+    # The libraries expose different numbers of series for the same traffic (ours:
+    # a latency histogram per route with a bound at 1.5 s, pagination, cache), so
+    # the scrape is compared per exposed sample.
     scraped = results["scrape"]
-    ours_scrape = scraped["ours"]["get_metrics_ms"]["median"]
-    their_scrape = scraped[REFERENCE]["get_metrics_ms"]["median"]
+    per_sample = {
+        variant: round(entry["get_metrics_ms"]["median"] * 1e3 / entry["series"], 2)
+        for variant, entry in scraped.items()
+        if variant in ("ours", REFERENCE)
+    }
+    overhead_met = all(v["met"] for k in per_kind.values() for v in k.values())
+    scrape_met = per_sample["ours"] <= per_sample[REFERENCE]
     return {
         "overhead": per_kind,
-        "overhead_met": all(v["met"] for k in per_kind.values() for v in k.values()),
-        "scrape_ms_ours": ours_scrape,
-        "scrape_ms_instrumentator": their_scrape,
-        "scrape_met": ours_scrape <= their_scrape,
+        "overhead_met": overhead_met,
+        "scrape_ms_ours": scraped["ours"]["get_metrics_ms"]["median"],
+        "scrape_ms_instrumentator": scraped[REFERENCE]["get_metrics_ms"]["median"],
+        "scrape_us_per_sample_ours": per_sample["ours"],
+        "scrape_us_per_sample_instrumentator": per_sample[REFERENCE],
+        "scrape_met": scrape_met,
+        "met": overhead_met and scrape_met,
     }
 
 
@@ -239,8 +251,11 @@ def render(results: dict[str, Any]) -> str:
             f"(in-process CPU): {listed} -> {verdict}"
         )
     lines.append(
-        f"Target: our scrape no slower than instrumentator's: {goal['scrape_ms_ours']} ms vs "
-        f"{goal['scrape_ms_instrumentator']} ms -> {'MET' if goal['scrape_met'] else 'MISSED'}"
+        "Target: our scrape no slower per exposed sample than instrumentator's: "
+        f"{goal['scrape_us_per_sample_ours']} µs vs "
+        f"{goal['scrape_us_per_sample_instrumentator']} µs "
+        f"({goal['scrape_ms_ours']} ms vs {goal['scrape_ms_instrumentator']} ms for the whole "
+        f"exposition) -> {'MET' if goal['scrape_met'] else 'MISSED'}"
     )
     return "\n".join(lines)
 
@@ -293,6 +308,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.add_argument(flag, type=int, help=f"{text} ({getattr(defaults, name)})")
     parser.add_argument("--no-loopback", action="store_true", help="skip the loopback phase")
     parser.add_argument(
+        "--check", action="store_true", help="exit with status 1 when a target is missed"
+    )
+    parser.add_argument(
         "--output", type=Path, default=DEFAULT_OUTPUT, help="JSON results file (%(default)s)"
     )
     args = parser.parse_args(argv)
@@ -312,6 +330,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     partial.replace(args.output)
     shown = args.output.relative_to(ROOT) if args.output.is_relative_to(ROOT) else args.output
     print(f"\nwrote {shown} ({results['seconds']} s)")
+    if args.check and not results["targets"]["met"]:
+        print("a target was missed (--check)", file=sys.stderr)
+        return 1
     return 0
 
 

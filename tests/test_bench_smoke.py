@@ -35,9 +35,9 @@ def test_overhead_quick_run_writes_every_kind_variant_clock_and_ratio(tmp_path: 
     done = _run(
         "-m", "benchmarks.overhead", "--quick", "--rounds", "2", "--requests", "20",
         "--loopback-rounds", "1", "--loopback-requests", "5", "--scrape-requests", "300",
-        "--scrapes", "2", "--output", str(output),
+        "--scrapes", "2", "--output", str(output), "--check",
     )  # fmt: skip
-    assert done.returncode == 0, done.stderr
+    assert done.returncode in (0, 1), done.stderr
     results = json.loads(output.read_text())
     assert output.read_text().endswith("}\n")
 
@@ -88,6 +88,17 @@ def test_overhead_quick_run_writes_every_kind_variant_clock_and_ratio(tmp_path: 
     assert goal["overhead_met"] == all(
         v["met"] for by_variant in goal["overhead"].values() for v in by_variant.values()
     )
+    for variant in ("ours", "instrumentator"):
+        per_sample = goal[f"scrape_us_per_sample_{variant}"]
+        found = scrape[variant]["get_metrics_ms"]["median"] * 1e3 / scrape[variant]["series"]
+        assert per_sample == pytest.approx(found, abs=0.01)
+    assert goal["scrape_met"] == (
+        goal["scrape_us_per_sample_ours"] <= goal["scrape_us_per_sample_instrumentator"]
+    )
+    assert goal["met"] == (goal["overhead_met"] and goal["scrape_met"])
+    # --check: the exit status is the verdict.
+    assert done.returncode == (0 if goal["met"] else 1), done.stderr
+    assert ("a target was missed (--check)" in done.stderr) == (not goal["met"])
     assert "Target: ours overhead <= 0.33 of instrumentator's on every kind" in done.stdout
     assert "Target: ours+log overhead <= 0.60 of instrumentator's on every kind" in done.stdout
     assert f"wrote {output}" in done.stdout
