@@ -67,7 +67,7 @@ goldens: $(STAMP) ## Re-render every alert's notification previews into tests/go
 	$(BIN)/python -m genonaut_monitoring.alerts.previews --out tests/golden/notifications
 
 .PHONY: bench
-bench: $(STAMP) ## Measure middleware overhead and scrape cost against the peers
+bench: $(STAMP) ## Overhead by request kind (with and without the access log) and scrape cost, vs the peers
 	$(BIN)/python -m benchmarks.overhead
 
 .PHONY: up
