@@ -204,24 +204,20 @@ def _table(title: str, kinds: dict[str, Any], ratios: dict[str, Any], clock: str
 def render(results: dict[str, Any]) -> str:
     """The human-readable tables: overhead over bare in µs, median [IQR], and shares."""
     lines: list[str] = []
-    inproc = results["in_process"]
-    counts = f"{inproc['rounds']} rounds x {inproc['requests_per_round']} requests"
-    for clock, name in (("cpu", "process CPU time"), ("wall", "wall time")):
-        lines += _table(
-            f"In-process, overhead over bare in µs per request ({name}), median [IQR], {counts}",
-            inproc["kinds"],
-            results["ratios"]["in_process"][clock],
-            clock,
-        )
-        lines.append("")
-    loop = results.get("loopback")
-    if loop:
-        counts = f"{loop['rounds']} rounds x {loop['requests_per_round']} requests"
-        for clock, name in (("cpu", "server CPU time"), ("wall", "client wall time")):
+    phases = {
+        "in_process": ("In-process", ("process CPU time", "wall time")),
+        "loopback": ("Loopback (uvicorn)", ("server CPU time", "client wall time")),
+    }
+    for phase, (title, clock_names) in phases.items():
+        found = results.get(phase)
+        if not found:
+            continue  # --no-loopback
+        counts = f"{found['rounds']} rounds x {found['requests_per_round']} requests"
+        for clock, name in zip(("cpu", "wall"), clock_names, strict=True):
             lines += _table(
-                f"Loopback (uvicorn), overhead over bare in µs per request ({name}), {counts}",
-                loop["kinds"],
-                results["ratios"]["loopback"][clock],
+                f"{title}, overhead over bare in µs per request ({name}), median [IQR], {counts}",
+                found["kinds"],
+                results["ratios"][phase][clock],
                 clock,
             )
             lines.append("")
