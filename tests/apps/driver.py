@@ -66,3 +66,44 @@ async def websocket_echo(app: Any, path: str, text: str) -> list[dict[str, Any]]
     }
     await app(scope, incoming.get, send)
     return sent
+
+
+async def _raw(
+    app: Any, path: str, query: bytes, headers: list[tuple[bytes, bytes]]
+) -> tuple[int, bytes]:
+    chunks: list[bytes] = []
+    status = 0
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+        elif message["type"] == "http.response.body":
+            chunks.append(message.get("body", b""))
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode("utf-8", "surrogateescape"),
+        "root_path": "",
+        "query_string": query,
+        "headers": [(b"host", b"testserver"), *headers],
+        "client": ("127.0.0.1", 1),
+        "server": ("testserver", 80),
+    }
+    await app(scope, receive, send)
+    return status, b"".join(chunks)
+
+
+def raw_get(
+    app: Any, path: str, query: bytes = b"", headers: Iterable[tuple[bytes, bytes]] = ()
+) -> tuple[int, bytes]:
+    """One GET as a server would pass it on, bytes as given: no client validates them."""
+    return asyncio.run(_raw(app, path, query, list(headers)))
