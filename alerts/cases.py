@@ -51,11 +51,15 @@ def labels_text(labels: Mapping[str, str]) -> str:
 
 @dataclass(frozen=True)
 class Counter:
-    """A counter growing by ``per_second`` every second, from 0."""
+    """A counter growing by ``per_second`` every second, from ``start``.
+
+    ``Counter(name, labels, 0, start=42)`` is one that counted before and stays flat.
+    """
 
     name: str
     labels: Mapping[str, str]
     per_second: float
+    start: float = 0
 
     def names(self) -> dict[str, Mapping[str, str]]:
         return {self.name: self.labels}
@@ -64,7 +68,7 @@ class Counter:
         return [
             {
                 "series": self.name + labels_text(self.labels),
-                "values": f"0+{self.per_second * step!r}x{points}",
+                "values": f"{self.start!r}+{self.per_second * step!r}x{points}",
             }
         ]
 
@@ -83,6 +87,34 @@ class Gauge:
     def input_series(self, step: float, points: int) -> list[InputSeries]:
         return [
             {"series": self.name + labels_text(self.labels), "values": f"{self.value!r}x{points}"}
+        ]
+
+
+@dataclass(frozen=True)
+class Restarted:
+    """A flat counter at ``before`` that restarts from 0 ``at`` seconds in and stays there.
+
+    The process restarted: the counter went down, and nothing was counted. A quiet
+    scenario is evaluated at ``fires_at`` and again ``for`` plus one evaluation later:
+    a restart at ``rate_window + for``, just before the first, lies in the window of
+    both (while the window is longer than ``for`` plus three evaluations).
+    """
+
+    name: str
+    labels: Mapping[str, str]
+    before: float
+    at: float
+
+    def names(self) -> dict[str, Mapping[str, str]]:
+        return {self.name: self.labels}
+
+    def input_series(self, step: float, points: int) -> list[InputSeries]:
+        first_zero = min(points, max(1, round(self.at / step)))
+        return [
+            {
+                "series": self.name + labels_text(self.labels),
+                "values": f"{self.before!r}x{first_zero - 1} 0x{points - first_zero}",
+            }
         ]
 
 

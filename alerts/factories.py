@@ -1,22 +1,26 @@
 """Factories for the alert shapes that repeat: a series above a threshold, a target down,
-and the promtool cases of a quantile above a threshold."""
+and the promtool cases of a quantile above a threshold and of any increase of a counter."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
+from genonaut_monitoring import config
 from genonaut_monitoring.alerts.cases import (
     Cases,
+    Counter,
     Expect,
     Histogram,
+    Restarted,
     Scenario,
     Series,
     bucket_above,
     bucket_below,
     quantile_in,
 )
-from genonaut_monitoring.alerts.model import Alert, Panel, Severity
+from genonaut_monitoring.alerts.model import Alert, Panel, Severity, seconds
 from genonaut_monitoring.alerts.recording import QUANTILE
 from genonaut_monitoring.config import fmt_seconds
 from genonaut_monitoring.exporters import catalogue
@@ -79,6 +83,57 @@ def quantile_cases(
         ),
         quiet=[
             Scenario(takes(cold) + also_quiet_what, [Histogram(spec, labels, cold), *also_quiet])
+        ],
+    )
+
+
+# Where the counters of increase_cases() stood before they stopped counting.
+EARLIER = 42
+
+
+@dataclass(frozen=True)
+class Told:
+    """What each scenario of :func:`increase_cases` is, completing "... when <what>"."""
+
+    fires: str
+    none: str
+    flat: str
+    restart: str
+
+
+def increase_cases(
+    cfg: config.Config,
+    spec: MetricSpec,
+    hot: Mapping[str, str],
+    siblings: Sequence[Mapping[str, str]],
+    keeps: Iterable[str],
+    for_: str,
+    told: Told,
+) -> Cases:
+    """Cases for an alert on any increase of counter ``spec`` within the rate window.
+
+    It fires when the ``hot`` series counts one every evaluation interval while its
+    ``siblings`` (the label sets the exporter creates at zero) stay at zero, with the
+    labels ``keeps`` (its recording rule's). It stays silent when nothing is counted,
+    when the counter stands still after counting earlier (a level is no increase),
+    and when the process restarts after counting (a reset to 0 is no increase).
+    """
+    w, step = cfg.intervals.rate_window, seconds(cfg.intervals.evaluation_interval)
+
+    def flat(level: float) -> list[Series]:
+        return [Counter(spec.name, labels, 0, start=level) for labels in (hot, *siblings)]
+
+    restart = Restarted(spec.name, hot, EARLIER, seconds(w) + seconds(for_))
+    return Cases(
+        fires=Scenario(
+            told.fires,
+            [Counter(spec.name, hot, 1 / step), *flat(0)[1:]],
+            [Expect({key: hot[key] for key in keeps}, seconds(w) / step)],
+        ),
+        quiet=[
+            Scenario(told.none, flat(0)),
+            Scenario(told.flat, flat(EARLIER)),
+            Scenario(told.restart, [restart, *flat(0)[1:]]),
         ],
     )
 

@@ -89,6 +89,16 @@ def checkout_timeouts_increase(cfg: config.Config) -> str:
     return f"job_instance_pool:{name}:increase{cfg.intervals.rate_window}"
 
 
+def writes_dropped_increase(cfg: config.Config) -> str:
+    name = series(c.METRICS_WRITES_DROPPED).removesuffix("_total")
+    return f"job_instance_reason:{name}:increase{cfg.intervals.rate_window}"
+
+
+def folded_samples_increase(cfg: config.Config) -> str:
+    name = series(c.FOLDED_SAMPLES).removesuffix("_total")
+    return f"job_metric:{name}:increase{cfg.intervals.rate_window}"
+
+
 def pg_deadlocks_increase(cfg: config.Config) -> str:
     from genonaut_monitoring.exporters import pgmetrics
 
@@ -236,6 +246,24 @@ def rules(cfg: config.Config) -> list[Record]:
             frozenset({"job", "instance", "pool"}),
             f"Checkouts that timed out in the last {w}: DatabasePoolCheckoutTimeouts and the "
             "Pool checkout timeouts panel.",
+        ),
+        Record(
+            writes_dropped_increase(cfg),
+            # Per instance: the multiprocess directory that is full or unwritable is a host's.
+            f"sum by (job, instance, reason) (\n  increase({series(c.METRICS_WRITES_DROPPED)}"
+            f"{job_selector(cfg)}[{w}])\n)",
+            frozenset({"job", "instance", "reason"}),
+            f"Metric writes dropped in the last {w}, by reason: MetricsWritesDropped and the "
+            "Metric writes dropped panel.",
+        ),
+        Record(
+            folded_samples_increase(cfg),
+            # Per job: the series cap is the app's, and every instance reaches it alike.
+            f"sum by (job, metric) (\n  increase({series(c.FOLDED_SAMPLES)}"
+            f"{job_selector(cfg)}[{w}])\n)",
+            frozenset({"job", "metric"}),
+            f'Observations folded into route="other" in the last {w}, by metric: '
+            "MetricsSamplesFolded and the Samples folded panel.",
         ),
         Record(
             pool_saturation(cfg),

@@ -170,12 +170,14 @@ def exceptions(cfg: config.Config) -> g.Panel:
 def folded_samples(cfg: config.Config) -> g.Panel:
     return c.timeseries(
         "Samples folded into route=other",
-        'Observations per second recorded under route="other" because their metric '
-        "reached its series cap (instrument(max_series_per_metric=...)), by metric. Zero "
-        "in a healthy app: route labels are templates, so only an app with very many routes "
-        f"gets here; then raise the cap or drop routes from the metrics. {c.RATE_WINDOW}",
-        [c.Query(c.sum_by(("metric",), c.rate(m.FOLDED_SAMPLES)), "{{metric}}")],
-        unit="ops",
+        'Observations recorded under route="other" because their metric reached its series '
+        "cap (instrument(max_series_per_metric=...)), by metric, as MetricsSamplesFolded "
+        "counts them; any for "
+        f"{cfg.durations.metrics_samples_folded} fires it. Zero in a healthy app: route "
+        "labels are templates, so only an app with very many routes gets here; then raise "
+        f"the cap or drop routes from the metrics. {c.alert_window(cfg)}",
+        [c.Query(c.recorded(r.folded_samples_increase(cfg)), "{{metric}}")],
+        unit="short",
     )
 
 
@@ -218,13 +220,33 @@ def writes_dropped(cfg: config.Config) -> g.Panel:
     return c.timeseries(
         "Metric writes dropped",
         "Metric updates the API workers could not write to their multiprocess directory "
-        "(PROMETHEUS_MULTIPROC_DIR) per second, by reason: full, read_only, missing. "
-        "Requests are served all the same; the values wait in each worker's memory, and "
-        "the worker's log names the directory and the fix. Empty is the normal state. "
-        f"{c.RATE_WINDOW}",
-        [c.Query(c.sum_by(("reason",), c.rate(m.METRICS_WRITES_DROPPED)), "{{reason}}")],
-        unit="ops",
+        "(PROMETHEUS_MULTIPROC_DIR), by reason (full, read_only, missing, error) and "
+        "instance, as MetricsWritesDropped counts them; any for "
+        f"{cfg.durations.metrics_writes_dropped} fires it. Requests are served all the "
+        "same; the values wait in each worker's memory, and the worker's log names the "
+        f"directory and the fix. Zero is the normal state. {c.alert_window(cfg)}",
+        [
+            c.Query(
+                c.recorded(r.writes_dropped_increase(cfg), c.SCOPE[1]),
+                "{{reason}} {{instance}}",
+            )
+        ],
+        unit="short",
         no_value="no dropped writes",
+    )
+
+
+def samples_per_scrape(cfg: config.Config) -> g.Panel:
+    return c.timeseries(
+        "Samples per scrape",
+        "Samples each API instance exposed at its last scrape: its series count, so a "
+        "steady climb is label cardinality growing toward the series cap (see Samples "
+        "folded). Zero on a target that is up means /metrics answered empty: its "
+        "multiprocess directory is missing, or was read-only or full at start; for "
+        f"{cfg.durations.metrics_scrape_empty} that fires MetricsScrapeEmpty. "
+        f"{c.SCRAPE_WINDOW}",
+        [c.Query(c.selector(m.SCRAPE_SAMPLES), "{{instance}}")],
+        unit="short",
     )
 
 
@@ -297,6 +319,6 @@ def dashboard(cfg: config.Config) -> g.Dashboard:
                 (folded_samples(cfg), 4),
                 (firing_alerts(cfg), 8),
             ),
-            c.row(6, writes_dropped(cfg)),
+            c.row(6, (writes_dropped(cfg), 16), (samples_per_scrape(cfg), 8)),
         ),
     )

@@ -237,6 +237,12 @@ class AlertDurations:
     database_pool_near_exhaustion: Duration = "5m"
     database_pool_checkout_timeouts: Duration = "1m"
     api_target_down: Duration = "1m"
+    metrics_scrape_empty: Duration = "1m"
+    # MetricsWritesDropped, MetricsSamplesFolded: a single dropped write (folded
+    # observation) keeps the increase over the rate window above 0 for that whole window,
+    # so with a `for` shorter than the window one is enough to fire.
+    metrics_writes_dropped: Duration = "1m"
+    metrics_samples_folded: Duration = "1m"
     postgres_down: Duration = "1m"
     postgres_exporter_down: Duration = "1m"
     postgres_too_many_connections: Duration = "5m"

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from genonaut_monitoring import alerts, config
 from genonaut_monitoring.alerts import cases, unittests
@@ -54,6 +55,60 @@ def test_every_alert_is_tested_firing_and_silent() -> None:
         assert all(t["name"].startswith(alert.name) and t["name"].endswith(".") for t in tests)
 
 
+def _restarts(alert: alerts.Alert) -> list[tuple[cases.Scenario, cases.Restarted]]:
+    """The quiet scenarios of ``alert`` in which a counter restarts, with that counter."""
+    quiet = unittests.cases_of(alert).quiet
+    return [(q, s) for q in quiet for s in q.series if isinstance(s, cases.Restarted)]
+
+
+RESTARTING = [a.name for a in alerts.all_alerts(config.CONFIG) if _restarts(a)]
+
+
+@pytest.mark.parametrize("profile", sorted(PROFILES))
+@pytest.mark.parametrize("alert", RESTARTING)
+def test_a_restart_case_puts_the_reset_in_the_window_of_both_quiet_evaluations(
+    alert: str, profile: str, tmp_path: Path
+) -> None:
+    """A rule firing on any change of the counter fires at both times the quiet case checks:
+    the case can tell a rule that takes a reset for counting from one that does not."""
+    cfg = PROFILES[profile]
+    definition = alerts.by_name(cfg)[alert]
+    step, hold = seconds(cfg.intervals.evaluation_interval), seconds(definition.for_)
+    at = unittests.fire_time(cfg, definition)
+    rules, tests = [], []
+    for n, (scenario, restarted) in enumerate(_restarts(definition)):
+        name = f"{alert}Changes{n}"
+        window = cfg.intervals.rate_window
+        rules.append({"alert": name, "expr": f"changes({restarted.name}[{window}]) > 0"})
+        tests.append(
+            {
+                "name": f"{alert} {scenario.what}: changes() sees the reset.",
+                "interval": cfg.intervals.evaluation_interval,
+                "input_series": unittests._input(cfg, definition, scenario),
+                "alert_rule_test": [
+                    {
+                        "eval_time": duration(t),
+                        "alertname": name,
+                        "exp_alerts": [{"exp_labels": dict(restarted.labels)}],
+                    }
+                    # The times promtool_tests() checks a quiet scenario at.
+                    for t in (at, at + hold + step)
+                ],
+            }
+        )
+    (tmp_path / "changes.yml").write_text(
+        yaml.safe_dump({"groups": [{"name": "changes", "rules": rules}]})
+    )
+    run_promtool(
+        tmp_path,
+        {
+            "rule_files": ["changes.yml"],
+            "evaluation_interval": cfg.intervals.evaluation_interval,
+            "tests": tests,
+        },
+    )
+
+
 def _bucket_samples(
     spec: Any, labels: dict[str, str], bucket: tuple[float, float], per_second: float
 ) -> list[dict[str, Any]]:
@@ -92,6 +147,8 @@ def test_recording_rules_compute_rates_ratios_and_quantiles(
             "DatabaseQueryErrors",
             "DatabasePoolNearExhaustion",
             "DatabasePoolCheckoutTimeouts",
+            "MetricsWritesDropped",
+            "MetricsSamplesFolded",
             *(["PostgresDeadlocks"] if cfg.postgres.targets else []),
         )
     }
@@ -180,6 +237,18 @@ def test_recording_rules_compute_rates_ratios_and_quantiles(
         r.checkout_timeouts_increase(cfg): [
             {"labels": cases.labels_text(cases.target(cfg, pool="default")),
              "value": fires["DatabasePoolCheckoutTimeouts"].alerts[0].value}
+        ],
+        r.writes_dropped_increase(cfg): [
+            {"labels": cases.labels_text(cases.target(cfg, reason=reason)),
+             "value": dropped.value if reason == dropped.labels["reason"] else 0.0}
+            for dropped in fires["MetricsWritesDropped"].alerts
+            for reason in c.WRITE_DROP_REASONS
+        ],
+        r.folded_samples_increase(cfg): [
+            {"labels": cases.labels_text({"job": job, "metric": metric}),
+             "value": folded.value if metric == folded.labels["metric"] else 0.0}
+            for folded in fires["MetricsSamplesFolded"].alerts
+            for metric in (c.HTTP_REQUESTS.name, c.HTTP_REQUEST_DURATION.name)
         ],
         r.pg_deadlocks_increase(cfg): [
             {"labels": cases.labels_text(deadlock.labels), "value": deadlock.value}

@@ -1,7 +1,8 @@
 """Multiprocess mode under faults: a full, read-only or missing directory, killed workers.
 
 Real uvicorn workers, a real tmpfs. What the clients see is counted: connection
-errors, 5xx, worker starts (a respawn loop shows there), and what /metrics says.
+errors, 5xx, worker starts (a respawn loop shows there), and what /metrics says;
+with a real Prometheus, that these faults fire their alerts.
 """
 
 from __future__ import annotations
@@ -20,9 +21,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from genonaut_monitoring import config
+from genonaut_monitoring import alerts, config
+from genonaut_monitoring.alerts.model import seconds
 from genonaut_monitoring.exporters import catalogue, mpfile
+from genonaut_monitoring.stack import Stack
 from tests.apps import multiproc_app
+from tests.conftest import require_tool
 from tests.workers import Workers, fill, running, scrape, tmpfs, total
 
 CONNECTIONS = 8
@@ -151,6 +155,85 @@ def test_workers_start_and_serve_without_a_usable_metrics_directory(
     lines = _error_lines(log, directory, what, starts, elapsed)
     assert f"fix: {fix}" in lines[0]
     assert "Traceback" not in log and "damaged" not in log
+
+
+def _firing(stack: Stack, alert: alerts.Alert) -> list[dict[str, str]]:
+    """The labels of each firing ``alert`` in the stack's Prometheus."""
+    found = stack.query(f'ALERTS{{alertname="{alert.name}",alertstate="firing"}}')
+    return [dict(each["metric"]) for each in found]
+
+
+def _fire_bound(cfg: config.Config, alert: alerts.Alert) -> float:
+    """A scrape, the recording rules' and the alerts' evaluations, ``for``; three times
+    over, for a loaded machine."""
+    i = cfg.intervals
+    return 3 * (
+        seconds(i.api_scrape_interval) + 2 * seconds(i.evaluation_interval) + seconds(alert.for_)
+    )
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_metrics_directory_faults_fire_their_alerts_in_a_real_prometheus(tmp_path: Path) -> None:
+    """Prometheus with the built rules (test profile) scrapes real workers: a directory
+    missing at start fires MetricsScrapeEmpty; one that fills under running workers fires
+    MetricsWritesDropped, for reason full."""
+    require_tool("prometheus")
+    cfg = config.TEST_CONFIG
+    defined = alerts.by_name(cfg)
+    empty, dropped = defined["MetricsScrapeEmpty"], defined["MetricsWritesDropped"]
+    stack = Stack(tmp_path / "stack", cfg=cfg, components={"prometheus"})
+    ledger = f'{catalogue.METRICS_WRITES_DROPPED.name}{{reason="full"}}'
+    runs = [tmp_path / "missing-run", tmp_path / "full-run"]
+    for run in runs:
+        run.mkdir()
+    sent = 0
+
+    def dropping_until_firing() -> list[dict[str, str]]:
+        """New label sets need room in the full files: each batch drops writes."""
+        nonlocal sent
+        paths = [f"/labels/{'x' * 40}-{sent + i}" for i in range(20)]
+        statuses, errors = _load(workers.url, paths)
+        assert errors == [] and statuses == {200: len(paths)}, (statuses, errors)
+        sent += len(paths)
+        return _firing(stack, dropped)
+
+    with stack:
+        with Workers(runs[0], tmp_path / "missing", port=stack.ports.api) as workers:
+            _serve_pid_on_every_worker(workers)
+            blind = stack.wait_for(
+                lambda: _firing(stack, empty), _fire_bound(cfg, empty), f"{empty.name} firing"
+            )
+        with (
+            tmpfs(tmp_path / "multiproc", size="1m") as directory,
+            Workers(runs[1], directory, port=stack.ports.api) as workers,
+        ):
+            _serve_pid_on_every_worker(workers)
+            # Scraped at zero first: a series born non-zero would show no increase.
+            stack.wait_for(lambda: stack.query(ledger), 30, f"{ledger} in Prometheus")
+            fill(directory)
+            started = time.monotonic()
+            losing = stack.wait_for(
+                dropping_until_firing, _fire_bound(cfg, dropped), f"{dropped.name} firing"
+            )
+            elapsed = time.monotonic() - started
+            counted = total(scrape(workers.url), catalogue.METRICS_WRITES_DROPPED.name)
+
+    api = {"job": cfg.jobs[0], "instance": f"127.0.0.1:{stack.ports.api}"}
+
+    def expected(alert: alerts.Alert, **labels: str) -> dict[str, str]:
+        return {
+            "__name__": "ALERTS",
+            "alertname": alert.name,
+            "alertstate": "firing",
+            "severity": alert.severity,
+            **api,
+            **labels,
+        }
+
+    assert blind == [expected(empty)]
+    assert losing == [expected(dropped, reason="full")]
+    assert counted > 0 and elapsed >= seconds(dropped.for_), (counted, elapsed)
 
 
 KILLS = 20

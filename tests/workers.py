@@ -29,13 +29,19 @@ class Workers:
     """
 
     def __init__(
-        self, tmp_path: Path, multiproc_dir: Path, count: int = 2, db: bool = False
+        self,
+        tmp_path: Path,
+        multiproc_dir: Path,
+        count: int = 2,
+        db: bool = False,
+        port: int | None = None,
     ) -> None:
         self.count = count
         self.multiproc_dir = multiproc_dir
         self.starts_file = tmp_path / "worker-starts"
         self.log_path = tmp_path / "uvicorn.log"
-        self.port = free_port()
+        # A given port: where a Stack's Prometheus scrapes the API.
+        self.port = free_port() if port is None else port
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {
             **os.environ,
