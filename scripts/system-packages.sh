@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Install the Debian packages the build's validators and the tests use, where missing:
 # Prometheus and promtool, Alertmanager and amtool, docker-compose, PostgreSQL,
-# postgres_exporter, and node with npm (the dashboards' type check). Nothing to do when
-# all are present. Runs apt-get as root, or through sudo when that needs no password.
+# postgres_exporter, node with npm (the dashboards' type check), and python3-venv where
+# python3 cannot make a virtualenv. Nothing to do when all are present. Runs apt-get as
+# root, or through sudo when that needs no password.
 # Where it cannot install, it prints the command to run; under CI=true that is a failure.
 set -euo pipefail
 
@@ -12,6 +13,8 @@ for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 command -v npm >/dev/null || missing+=(nodejs npm)
+# Debian's python3 makes virtualenvs only with python3-venv.
+"${PYTHON:-python3}" -c "import ensurepip, venv" 2>/dev/null || missing+=(python3-venv)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 command="apt-get install -y --no-install-recommends ${missing[*]}"
