@@ -4,7 +4,7 @@
 and :func:`validate` to check the staged files against the metric catalogue,
 the grid, the provisioned datasources and the defined variables.
 
-    >>> import config, dashboards
+    >>> from genonaut_monitoring import config, dashboards
     >>> sorted(dashboards.outputs(config.CONFIG))[0]
     'grafana/dashboards/genonaut-database.json'
 """
@@ -45,12 +45,13 @@ DASHBOARD_DIR = "grafana/dashboards"
 
 
 def apply_defaults(dashboard: g.Dashboard, key: str, cfg: config.Config) -> g.Dashboard:
-    """Stamp the house settings: uid, tags, refresh, time zone, time range, links, panel ids."""
+    """Stamp the house settings: title prefix, uid, tags, refresh, time zone, time range,
+    links, panel ids."""
     tags = [*cfg.grafana.tags, key]
     links = [
         # Every generated dashboard carries the first house tag: this lists the others.
         g.DashboardLink(
-            title="Genonaut dashboards",
+            title=f"{cfg.grafana.title} dashboards",
             type="dashboards",
             tags=[cfg.grafana.tags[0]],
             asDropdown=False,
@@ -61,6 +62,7 @@ def apply_defaults(dashboard: g.Dashboard, key: str, cfg: config.Config) -> g.Da
     ]
     stamped = attr.evolve(
         dashboard,
+        title=f"{cfg.grafana.title}: {dashboard.title}",
         uid=cfg.grafana.dashboard_uids[key],
         tags=tags,
         refresh=cfg.grafana.refresh,

@@ -1,8 +1,6 @@
 """Database performance dashboard: statement time, rate, errors, the pool and caches.
 
->>> import config
->>> dashboard(config.CONFIG).title
-'Genonaut: database performance'
+Titled ``<Grafana.title>: database performance`` ("Genonaut: database performance" by default).
 """
 
 from __future__ import annotations
@@ -211,7 +209,7 @@ def cache_hit_rate(cfg: config.Config) -> g.Panel:
 def dashboard(cfg: config.Config) -> g.Dashboard:
     """The database performance dashboard."""
     return g.Dashboard(
-        title="Genonaut: database performance",
+        title="database performance",
         description="Statement time, rate, slow queries, errors, the pool and caches.",
         templating=g.Templating(c.api_variables(cfg, m.DB_QUERY_DURATION, suffix="_count")),
         links=[c.dashboard_link(cfg, "postgres", "PostgreSQL: the server's side")],

@@ -1,8 +1,6 @@
 """Main development dashboard: traffic, latency, errors, saturation and firing alerts.
 
->>> import config
->>> dashboard(config.CONFIG).title
-'Genonaut: main development'
+Titled ``<Grafana.title>: main development`` ("Genonaut: main development" by default).
 """
 
 from __future__ import annotations
@@ -301,8 +299,8 @@ def firing_alerts(cfg: config.Config) -> g.Panel:
 def dashboard(cfg: config.Config) -> g.Dashboard:
     """The main development dashboard."""
     return g.Dashboard(
-        title="Genonaut: main development",
-        description="Traffic, latency, errors and saturation of the Genonaut API.",
+        title="main development",
+        description="Traffic, latency, errors and saturation of the API.",
         templating=g.Templating(
             c.api_variables(cfg, m.HTTP_REQUESTS, route="Route templates to include.")
         ),

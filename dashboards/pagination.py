@@ -1,8 +1,6 @@
 """Pagination performance dashboard: what paging costs by page size, depth and mode.
 
->>> import config
->>> dashboard(config.CONFIG).title
-'Genonaut: pagination performance'
+Titled ``<Grafana.title>: pagination performance`` ("Genonaut: pagination performance" by default).
 """
 
 from __future__ import annotations
@@ -212,7 +210,7 @@ def prefetch_efficiency(cfg: config.Config) -> g.Panel:
 def dashboard(cfg: config.Config) -> g.Dashboard:
     """The pagination performance dashboard."""
     return g.Dashboard(
-        title="Genonaut: pagination performance",
+        title="pagination performance",
         description="Cost of paginated reads by page size, offset depth and mode.",
         templating=g.Templating(
             c.api_variables(

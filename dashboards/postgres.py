@@ -5,9 +5,7 @@ one shows what the server knows: sessions against max_connections, locks and
 lock waits, deadlocks, transactions, the buffer cache, stuck sessions, sizes
 and, with pg_stat_statements loaded, the statements that cost the most time.
 
->>> import config
->>> dashboard(config.CONFIG).title
-'Genonaut: PostgreSQL server'
+Titled ``<Grafana.title>: PostgreSQL server`` ("Genonaut: PostgreSQL server" by default).
 """
 
 from __future__ import annotations
@@ -24,7 +22,7 @@ from genonaut_monitoring.dashboards import common as c
 from genonaut_monitoring.exporters import pgmetrics as pg
 from genonaut_monitoring.exporters.catalogue import MetricSpec
 
-TITLE = "Genonaut: PostgreSQL server"
+TITLE = "PostgreSQL server"
 DATABASE = 'datname=~"$datname"'
 # One PostgreSQL per exporter target; ``server`` is the exporter's name for it.
 SERVER = ("instance", "server")

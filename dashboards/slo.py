@@ -4,9 +4,8 @@ Every query reads the SLO recording rules (:mod:`genonaut_monitoring.alerts.slo`
 so the dashboard shows exactly what the burn-rate alerts evaluate; threshold lines
 are the alerts' burn-rate factors from ``config.SloAlerting``.
 
->>> import config
->>> dashboard(config.CONFIG).title
-'Genonaut: SLOs and error budgets'
+Titled ``<Grafana.title>: SLOs and error budgets`` ("Genonaut: SLOs and error budgets" by
+default).
 """
 
 from __future__ import annotations
@@ -189,7 +188,7 @@ def variables(cfg: config.Config) -> list[c.Variable]:
     ]
 
 
-TITLE = "Genonaut: SLOs and error budgets"
+TITLE = "SLOs and error budgets"
 DESCRIPTION = "Service level objectives: budget left, burn rate per window, time to exhaustion."
 
 

@@ -292,6 +292,9 @@ class Grafana:
     """Grafana-side names: uids, folder, URLs used in links."""
 
     url: str = "http://localhost:3001"
+    # The name every dashboard title starts with ("Genonaut: main development") and the
+    # dashboard list link is named after ("Genonaut dashboards"): the app's name.
+    title: str = "Genonaut"
     folder: str = "Genonaut"
     prometheus_uid: str = "prometheus"
     prometheus_name: str = "Prometheus"

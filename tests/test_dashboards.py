@@ -409,6 +409,19 @@ def test_house_defaults_are_stamped(boards: dict[str, Board]) -> None:
         assert all(extra["type"] == "link" for extra in own), key
 
 
+def test_titles_start_with_the_configured_app_name(boards: dict[str, Board]) -> None:
+    for key, board in boards.items():
+        assert board["title"].startswith(f"{CFG.grafana.title}: "), key
+        assert board["links"][0]["title"] == f"{CFG.grafana.title} dashboards"
+    renamed = dashboards.render(replace(CFG, grafana=replace(CFG.grafana, title="Acme API")))
+    for key, board in renamed.items():
+        own = boards[key]["title"].removeprefix(f"{CFG.grafana.title}: ")
+        assert (board["title"], board["links"][0]["title"]) == (
+            f"Acme API: {own}",
+            "Acme API dashboards",
+        ), key
+
+
 def test_database_and_postgres_dashboards_link_to_each_other(boards: dict[str, Board]) -> None:
     for key, other in (("database", "postgres"), ("postgres", "database")):
         links = [link for link in boards[key]["links"] if link["type"] == "link"]
