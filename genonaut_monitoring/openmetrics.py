@@ -60,8 +60,8 @@ def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
 
-def _number(value: float) -> str:
-    """The shortest text for a value: ``12`` rather than ``12.0``."""
+def format_value(value: float) -> str:
+    """A sample value as Prometheus writes it, shortest first: 42 (not 42.0), 0.25, NaN, +Inf."""
     if math.isnan(value):
         return "NaN"
     if math.isinf(value):
@@ -77,7 +77,7 @@ def lines(series: Iterable[Recorded]) -> Iterator[str]:
         labels = ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(one.labels.items()))
         head = f"{one.name}{{{labels}}}" if labels else one.name
         for at, value in one.samples:
-            yield f"{head} {_number(value)} {_number(round(at, 3))}\n"
+            yield f"{head} {format_value(value)} {format_value(round(at, 3))}\n"
     yield "# EOF\n"
 
 

@@ -30,6 +30,7 @@ if __package__ in (None, ""):
     # Run as a file (python scripts/export_metrics.py): make the project importable.
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from genonaut_monitoring.openmetrics import format_value
 from scripts import _grafana_json as gj
 from scripts._promapi import (
     Prometheus,
@@ -56,17 +57,6 @@ CSV_COLUMNS = (
     "timestamp",
     "value",
 )
-
-
-def format_value(value: float) -> str:
-    """A sample value as Prometheus writes it: 42, 0.25, NaN, +Inf."""
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    if value == int(value) and abs(value) < 1e15:
-        return str(int(value))
-    return repr(value)
 
 
 def _json_value(value: float) -> float | str:
