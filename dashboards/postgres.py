@@ -16,7 +16,6 @@ import grafanalib.core as g
 
 from genonaut_monitoring import config
 from genonaut_monitoring.alerts import recording as r
-from genonaut_monitoring.alerts.promql import series
 from genonaut_monitoring.config import fmt_ratio, fmt_seconds
 from genonaut_monitoring.dashboards import common as c
 from genonaut_monitoring.exporters import pgmetrics as pg
@@ -218,15 +217,13 @@ def top_statements(cfg: config.Config) -> g.Panel:
 
 def variables(cfg: config.Config) -> list[c.Variable]:
     """Datasource, the exporter's job and instances, and the databases to show."""
-    up_series = series(pg.PG_UP)
     return [
         c.datasource_variable(cfg.grafana.prometheus_uid, cfg.grafana.prometheus_name),
-        c.Variable(
+        c.label_variable(
             "job",
-            "Job",
-            "query",
-            f"label_values({up_series}{{job={json.dumps(cfg.postgres.job)}}}, job)",
+            pg.PG_UP,
             "Prometheus job of postgres_exporter.",
+            f"job={json.dumps(cfg.postgres.job)}",
             current=cfg.postgres.job,
         ),
         c.label_variable(
