@@ -1,5 +1,6 @@
 """Factories for the alert shapes that repeat: a series above a threshold, a target down,
-and the promtool cases of a quantile above a threshold and of any increase of a counter."""
+and the promtool cases of a quantile above a threshold, of any increase of a counter and
+of a health gauge at 0."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from genonaut_monitoring.alerts.cases import (
     Cases,
     Counter,
     Expect,
+    Gauge,
     Histogram,
     Restarted,
     Scenario,
@@ -135,6 +137,15 @@ def increase_cases(
             Scenario(told.flat, flat(EARLIER)),
             Scenario(told.restart, [restart, *flat(0)[1:]]),
         ],
+    )
+
+
+def up_cases(metric: str, labels: Mapping[str, str], *, down: str, up: str) -> Cases:
+    """Cases for a 0-or-1 health gauge ``metric`` of one target: it fires at 0 (``down``
+    says when) with the target's ``labels``, and stays silent at 1 (``up``)."""
+    return Cases(
+        fires=Scenario(down, [Gauge(metric, labels, 0)], [Expect(labels, 0)]),
+        quiet=[Scenario(up, [Gauge(metric, labels, 1)])],
     )
 
 

@@ -12,6 +12,7 @@ from genonaut_monitoring.alerts.factories import (
     absent_alert,
     down_alert,
     increase_cases,
+    up_cases,
 )
 from genonaut_monitoring.alerts.model import Alert, Group, Panel
 from genonaut_monitoring.alerts.promql import job_selector
@@ -40,16 +41,14 @@ def watchdog() -> Alert:
 
 
 def target_down(cfg: config.Config) -> Alert:
-    api = target(cfg)
     return down_alert(
         TARGET_DOWN,
         "API",
         job_selector(cfg),
         for_=cfg.durations.api_target_down,
         panel=Panel("main", "Targets up"),
-        cases=Cases(
-            fires=Scenario("every scrape fails", [Gauge(c.UP.name, api, 0)], [Expect(api, 0)]),
-            quiet=[Scenario("every scrape succeeds", [Gauge(c.UP.name, api, 1)])],
+        cases=up_cases(
+            c.UP.name, target(cfg), down="every scrape fails", up="every scrape succeeds"
         ),
     )
 

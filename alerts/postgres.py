@@ -18,7 +18,7 @@ import math
 from genonaut_monitoring import config
 from genonaut_monitoring.alerts import recording
 from genonaut_monitoring.alerts.cases import Cases, Counter, Expect, Gauge, Scenario, target
-from genonaut_monitoring.alerts.factories import above, absent_alert, down_alert
+from genonaut_monitoring.alerts.factories import above, absent_alert, down_alert, up_cases
 from genonaut_monitoring.alerts.model import Alert, Group, Panel, seconds
 from genonaut_monitoring.alerts.promql import series
 from genonaut_monitoring.config import fmt_ratio, fmt_seconds
@@ -70,7 +70,6 @@ def database(cfg: config.Config, datname: str = CASE_DATABASE) -> dict[str, str]
 
 
 def postgres_down(cfg: config.Config) -> Alert:
-    up = exporter(cfg)
     return Alert(
         name="PostgresDown",
         # pg_up is the exporter's own verdict: it answered the scrape but could not connect.
@@ -84,28 +83,27 @@ def postgres_down(cfg: config.Config) -> Alert:
             "refuses the monitoring role, or is unreachable from the exporter."
         ),
         panel=Panel("postgres", "PostgreSQL up"),
-        cases=Cases(
-            fires=Scenario(
-                "the exporter cannot connect", [Gauge(pg.PG_UP.name, up, 0)], [Expect(up, 0)]
-            ),
-            quiet=[Scenario("the exporter is connected", [Gauge(pg.PG_UP.name, up, 1)])],
+        cases=up_cases(
+            pg.PG_UP.name,
+            exporter(cfg),
+            down="the exporter cannot connect",
+            up="the exporter is connected",
         ),
     )
 
 
 def exporter_down(cfg: config.Config) -> Alert:
-    up = exporter(cfg)
     return down_alert(
         "PostgresExporterDown",
         "PostgreSQL exporter",
         selector(cfg),
         for_=cfg.durations.postgres_exporter_down,
         panel=Panel("postgres", "PostgreSQL up"),
-        cases=Cases(
-            fires=Scenario(
-                "every scrape of the exporter fails", [Gauge(c.UP.name, up, 0)], [Expect(up, 0)]
-            ),
-            quiet=[Scenario("every scrape of the exporter succeeds", [Gauge(c.UP.name, up, 1)])],
+        cases=up_cases(
+            c.UP.name,
+            exporter(cfg),
+            down="every scrape of the exporter fails",
+            up="every scrape of the exporter succeeds",
         ),
     )
 
