@@ -18,8 +18,14 @@ import math
 from genonaut_monitoring import config
 from genonaut_monitoring.alerts import recording
 from genonaut_monitoring.alerts.cases import Cases, Counter, Expect, Gauge, Scenario, target
-from genonaut_monitoring.alerts.factories import above, absent_alert, down_alert, up_cases
-from genonaut_monitoring.alerts.model import Alert, Group, Panel, seconds
+from genonaut_monitoring.alerts.factories import (
+    above,
+    absent_alert,
+    counting_cases,
+    down_alert,
+    up_cases,
+)
+from genonaut_monitoring.alerts.model import Alert, Group, Panel
 from genonaut_monitoring.alerts.promql import series
 from genonaut_monitoring.config import fmt_ratio, fmt_seconds
 from genonaut_monitoring.exporters import catalogue as c
@@ -168,8 +174,7 @@ def too_many_connections(cfg: config.Config) -> Alert:
 
 
 def deadlocks(cfg: config.Config) -> Alert:
-    w, step = cfg.intervals.rate_window, seconds(cfg.intervals.evaluation_interval)
-    name = series(pg.PG_DEADLOCKS)
+    w, name = cfg.intervals.rate_window, series(pg.PG_DEADLOCKS)
 
     def stat_database(datname: str, per_second: float) -> Counter:
         return Counter(name, {**database(cfg, datname), "datid": CASE_DATIDS[datname]}, per_second)
@@ -190,13 +195,12 @@ def deadlocks(cfg: config.Config) -> Alert:
             f"{{{{ $labels.server }}}} in the last {w}."
         ),
         panel=Panel("postgres", "Deadlocks"),
-        cases=Cases(
-            fires=Scenario(
-                "one deadlock happens every evaluation interval",
-                deadlocking(1 / step),
-                [Expect(database(cfg), seconds(w) / step)],
-            ),
-            quiet=[Scenario("no deadlock happens", deadlocking(0))],
+        cases=counting_cases(
+            cfg,
+            deadlocking,
+            database(cfg),
+            fires="one deadlock happens every evaluation interval",
+            quiet="no deadlock happens",
         ),
     )
 
