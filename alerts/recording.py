@@ -5,7 +5,7 @@ the operation part names it (``rate5m`` by default, ``rate10s`` in the test
 profile): a name never claims a window it does not hold. Use the functions here
 to get a name, never type one.
 
-    >>> from config import CONFIG
+    >>> from genonaut_monitoring.config import CONFIG
     >>> http_error_ratio(CONFIG)
     'job:http_requests_5xx:ratio_rate5m'
 """
