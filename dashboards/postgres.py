@@ -27,11 +27,17 @@ DATABASE = 'datname=~"$datname"'
 SERVER = ("instance", "server")
 
 
-def _in_databases(spec: MetricSpec, *matchers: str) -> str:
-    return c.selector(spec, DATABASE, *matchers)
+def _in_databases(spec: MetricSpec) -> str:
+    return c.selector(spec, DATABASE)
+
+
+def _per_database(spec: MetricSpec) -> str:
+    """Gauge ``spec`` summed per selected database."""
+    return c.sum_by(("datname",), _in_databases(spec))
 
 
 def _by_database(spec: MetricSpec) -> str:
+    """The rate of counter ``spec`` summed per selected database."""
     return c.sum_by(("datname",), c.rate(spec, DATABASE))
 
 
@@ -90,12 +96,8 @@ def lock_waits(cfg: config.Config) -> g.Panel:
         "PostgresLockWaits; the runbook shows how to find the blocking session and its route. "
         f"{c.SCRAPE_WINDOW}",
         [
-            c.Query(
-                c.sum_by(("datname",), _in_databases(pg.PG_LOCK_WAITS_MAX)), "{{datname}} longest"
-            ),
-            c.Query(
-                c.sum_by(("datname",), _in_databases(pg.PG_LOCK_WAITS)), "{{datname}} sessions"
-            ),
+            c.Query(_per_database(pg.PG_LOCK_WAITS_MAX), "{{datname}} longest"),
+            c.Query(_per_database(pg.PG_LOCK_WAITS), "{{datname}} sessions"),
         ],
         unit="s",
         steps=c.above(t),
@@ -162,7 +164,7 @@ def longest_transaction(cfg: config.Config) -> g.Panel:
         f"left out). Above the dashed line ({fmt_seconds(t)}) for "
         f"{cfg.durations.postgres_long_transaction} fires PostgresLongTransaction. "
         f"{c.SCRAPE_WINDOW}",
-        [c.Query(c.sum_by(("datname",), _in_databases(pg.PG_OLDEST_TRANSACTION)), "{{datname}}")],
+        [c.Query(_per_database(pg.PG_OLDEST_TRANSACTION), "{{datname}}")],
         unit="s",
         steps=c.above(t),
     )
@@ -176,12 +178,7 @@ def longest_idle_in_transaction(cfg: config.Config) -> g.Panel:
         "an application that forgot to commit. Above the dashed line "
         f"({fmt_seconds(t)}) for {cfg.durations.postgres_idle_in_transaction} fires "
         f"PostgresIdleInTransaction. {c.SCRAPE_WINDOW}",
-        [
-            c.Query(
-                c.sum_by(("datname",), _in_databases(pg.PG_IDLE_IN_TRANSACTION_MAX)),
-                "{{datname}}",
-            )
-        ],
+        [c.Query(_per_database(pg.PG_IDLE_IN_TRANSACTION_MAX), "{{datname}}")],
         unit="s",
         steps=c.above(t),
     )
@@ -191,7 +188,7 @@ def database_size(cfg: config.Config) -> g.Panel:
     return c.timeseries(
         "Database size",
         f"Disk space used by each selected database. {c.SCRAPE_WINDOW}",
-        [c.Query(c.sum_by(("datname",), _in_databases(pg.PG_DATABASE_SIZE)), "{{datname}}")],
+        [c.Query(_per_database(pg.PG_DATABASE_SIZE), "{{datname}}")],
         unit="bytes",
     )
 
