@@ -125,7 +125,7 @@ def targets_up(cfg: config.Config) -> g.Panel:
         f"Zero means the API is down or unreachable (ApiTargetDown). {c.SCRAPE_WINDOW}",
         c.sum_by((), c.selector(c.UP)),
         unit="none",
-        steps=[{"color": c.BAD, "value": None}, {"color": c.OK, "value": 1}],
+        steps=c.below(1),
     )
 
 
