@@ -153,10 +153,6 @@ def below(limit: float) -> list[Step]:
 NEUTRAL: list[Step] = [{"color": OK, "value": None}]
 
 
-def _thresholds(steps: list[Step]) -> dict[str, Any]:
-    return {"mode": "absolute", "steps": steps}
-
-
 # --- targets ------------------------------------------------------------------
 
 
