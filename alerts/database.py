@@ -193,10 +193,11 @@ def pool_checkout_timeouts(cfg: config.Config) -> Alert:
     def timing_out(per_second: float) -> list[Counter]:
         return [Counter(timeouts, pool, per_second)]
 
-    return Alert(
-        name="DatabasePoolCheckoutTimeouts",
+    return above(
+        "DatabasePoolCheckoutTimeouts",
         # Any timeout means a request waited the whole pool timeout and then failed.
-        expr=f"{recording.checkout_timeouts_increase(cfg)}\n> 0",
+        recording.checkout_timeouts_increase(cfg),
+        0,
         for_=cfg.durations.database_pool_checkout_timeouts,
         severity="critical",
         summary="Requests time out waiting for a free database connection.",

@@ -183,10 +183,11 @@ def deadlocks(cfg: config.Config) -> Alert:
         # The sum by database drops datid, which the alert has no use for.
         return [stat_database(CASE_DATABASE, per_second), stat_database(CASE_OTHER_DATABASE, 0)]
 
-    return Alert(
-        name="PostgresDeadlocks",
+    return above(
+        "PostgresDeadlocks",
         # Any deadlock means PostgreSQL aborted a transaction that the app saw fail.
-        expr=f"{recording.pg_deadlocks_increase(cfg)}\n> 0",
+        recording.pg_deadlocks_increase(cfg),
+        0,
         for_=cfg.durations.postgres_deadlocks,
         severity="warning",
         summary="PostgreSQL aborted transactions caught in a deadlock.",
