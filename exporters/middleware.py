@@ -246,7 +246,6 @@ class MetricsMiddleware:
             method = OTHER
         state = RequestState(scope, root_path, request_id(scope["headers"]), recorder, path)
         echoed = (REQUEST_ID_HEADER, state.request_id.encode("ascii"))
-        # Until a response starts, the server answers 500 for us (or an exception does).
         # 0 until a response starts; then its status. A request that ends without one
         # is a 500 (the server answers that), unless the client had left.
         status = 0

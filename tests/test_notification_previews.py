@@ -3,7 +3,8 @@
 tests/golden/notifications/<Alert>.<receiver>.txt keeps what each alert's
 promtool case would send, firing and resolved; `make goldens` rewrites them
 after a deliberate change. A new alert's previews are written on the first run
-(commit them); previews of alerts that are gone fail until removed. The
+(commit them; under CI=true a missing one fails, as CI checks only committed
+previews); previews of alerts that are gone fail until removed. The
 end-to-end test (test_e2e_alerts.py) checks that Alertmanager delivers exactly
 what these renderings say.
 """
@@ -20,7 +21,7 @@ import pytest
 from genonaut_monitoring import alerts, builder, config
 from genonaut_monitoring.alerts import previews, unittests
 from genonaut_monitoring.alerts.messages import RECEIVERS
-from tests.conftest import ROOT, require_tool
+from tests.conftest import IN_CI, ROOT, require_tool
 
 GOLDEN = ROOT / "tests" / "golden" / "notifications"
 ALERTS = alerts.by_name(config.CONFIG)
@@ -43,6 +44,9 @@ def test_each_notification_matches_its_golden_file(alert: str, receiver: str) ->
         # A new alert: its previews are written here, to be reviewed and committed.
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(preview.text())
+        if IN_CI:
+            # CI checks the committed previews: one written here was never reviewed.
+            pytest.fail(f"{path.relative_to(ROOT)} was missing: written now, review and commit it")
     assert path.read_text() == preview.text(), (
         f"{path.relative_to(ROOT)} is not what the templates render now: if the change is "
         "meant, run `make goldens` and review the difference"

@@ -283,9 +283,12 @@ def test_build_with_the_example_writes_both_jobs_and_the_threshold(tmp_path: Pat
     assert jobs["genonaut-api"] == ["localhost:8001"]
     assert jobs["genonaut-worker"] == ["localhost:8002"]
     # Every dashboard of the services; the PostgreSQL one selects the exporter's job.
-    postgres = f"{config.CONFIG.grafana.dashboard_uids['postgres']}.json"
-    for path in sorted((out / "grafana/dashboards").glob("*.json")):
-        if path.name == postgres:
+    uids = config.CONFIG.grafana.dashboard_uids
+    services = sorted(f"{uid}.json" for name, uid in uids.items() if name != "postgres")
+    written = sorted((out / "grafana/dashboards").glob("*.json"))
+    assert sorted(p.name for p in written) == sorted([*services, f"{uids['postgres']}.json"])
+    for path in written:
+        if path.name not in services:
             continue
         variables = {v["name"]: v for v in json.loads(path.read_text())["templating"]["list"]}
         assert 'job=~"genonaut-api|genonaut-worker"' in variables["job"]["query"], path.name

@@ -193,11 +193,26 @@ def test_a_bad_value_is_reported_once_not_also_as_missing(tmp_path: Path) -> Non
 def test_an_slo_without_a_service_counts_the_first_service(tmp_path: Path) -> None:
     cfg = load_toml(tmp_path, '[[services]]\nname = "shop"\ntargets = ["localhost:9000"]\n')
     assert all(x.service is None for x in cfg.slos)
-    for rule in slo_rules(cfg):
-        if "record" in rule and "sum by (job)" in rule["expr"]:
-            assert 'job="shop"' in rule["expr"]
-        if rule.get("record") == s.OBJECTIVE:
-            assert rule["labels"]["job"] == "shop"
+    rules = slo_rules(cfg)
+    # Each SLO's request and error rates read the service's own series, and no other job's.
+    window = s.base_window(cfg)
+    rates = [
+        r for r in rules if r.get("record") in (s.requests_rate(window), s.errors_rate(window))
+    ]
+    assert sorted((r["labels"]["slo"], r["record"]) for r in rates) == sorted(
+        (x.name, name)
+        for x in cfg.slos
+        for name in (s.requests_rate(window), s.errors_rate(window))
+    )
+    for rule in rates:
+        assert 'job="shop"' in rule["expr"], rule
+        assert rule["expr"].count("job=") == rule["expr"].count('job="shop"'), rule
+    # Its objective and budget are labelled with that job, once per SLO.
+    constants = [r for r in rules if r.get("record") in (s.OBJECTIVE, s.ERROR_BUDGET)]
+    assert sorted((r["labels"]["slo"], r["record"]) for r in constants) == sorted(
+        (x.name, name) for x in cfg.slos for name in (s.OBJECTIVE, s.ERROR_BUDGET)
+    )
+    assert all(r["labels"]["job"] == "shop" for r in constants)
 
 
 def test_without_slos_there_are_no_slo_rules_and_the_dashboard_still_builds(
