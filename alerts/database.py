@@ -20,8 +20,8 @@ from genonaut_monitoring.alerts.cases import (
     quantile_in,
     target,
 )
-from genonaut_monitoring.alerts.factories import above
-from genonaut_monitoring.alerts.model import Alert, Group, Panel, seconds
+from genonaut_monitoring.alerts.factories import above, counting_cases
+from genonaut_monitoring.alerts.model import Alert, Group, Panel
 from genonaut_monitoring.alerts.promql import series
 from genonaut_monitoring.config import fmt_number, fmt_ratio, fmt_seconds
 from genonaut_monitoring.exporters import catalogue as c
@@ -187,17 +187,17 @@ def pool_near_exhaustion(cfg: config.Config) -> Alert:
 
 
 def pool_checkout_timeouts(cfg: config.Config) -> Alert:
-    w, step = cfg.intervals.rate_window, seconds(cfg.intervals.evaluation_interval)
-    timeouts = series(c.DB_POOL_CHECKOUT_TIMEOUTS)
+    w, timeouts = cfg.intervals.rate_window, series(c.DB_POOL_CHECKOUT_TIMEOUTS)
     pool = target(cfg, pool="default")
 
     def timing_out(per_second: float) -> list[Counter]:
         return [Counter(timeouts, pool, per_second)]
 
-    return Alert(
-        name="DatabasePoolCheckoutTimeouts",
+    return above(
+        "DatabasePoolCheckoutTimeouts",
         # Any timeout means a request waited the whole pool timeout and then failed.
-        expr=f"{recording.checkout_timeouts_increase(cfg)}\n> 0",
+        recording.checkout_timeouts_increase(cfg),
+        0,
         for_=cfg.durations.database_pool_checkout_timeouts,
         severity="critical",
         summary="Requests time out waiting for a free database connection.",
@@ -206,13 +206,12 @@ def pool_checkout_timeouts(cfg: config.Config) -> Alert:
             f"{{{{ $labels.instance }}}} timed out in the last {w}."
         ),
         panel=Panel("database", "Pool checkout timeouts"),
-        cases=Cases(
-            fires=Scenario(
-                "one checkout times out every evaluation interval",
-                timing_out(1 / step),
-                [Expect(pool, seconds(w) / step)],
-            ),
-            quiet=[Scenario("no checkout times out", timing_out(0))],
+        cases=counting_cases(
+            cfg,
+            timing_out,
+            pool,
+            fires="one checkout times out every evaluation interval",
+            quiet="no checkout times out",
         ),
     )
 

@@ -9,9 +9,11 @@ from genonaut_monitoring.alerts.cases import Cases, Expect, Gauge, Scenario, tar
 from genonaut_monitoring.alerts.factories import (
     EARLIER,
     Told,
+    above,
     absent_alert,
     down_alert,
     increase_cases,
+    up_cases,
 )
 from genonaut_monitoring.alerts.model import Alert, Group, Panel
 from genonaut_monitoring.alerts.promql import job_selector
@@ -40,16 +42,14 @@ def watchdog() -> Alert:
 
 
 def target_down(cfg: config.Config) -> Alert:
-    api = target(cfg)
     return down_alert(
         TARGET_DOWN,
         "API",
         job_selector(cfg),
         for_=cfg.durations.api_target_down,
         panel=Panel("main", "Targets up"),
-        cases=Cases(
-            fires=Scenario("every scrape fails", [Gauge(c.UP.name, api, 0)], [Expect(api, 0)]),
-            quiet=[Scenario("every scrape succeeds", [Gauge(c.UP.name, api, 1)])],
+        cases=up_cases(
+            c.UP.name, target(cfg), down="every scrape fails", up="every scrape succeeds"
         ),
     )
 
@@ -123,11 +123,12 @@ def writes_dropped(cfg: config.Config) -> Alert:
     # Every reason the ledger counts, created at zero by instrument().
     reasons = {reason: target(cfg, reason=reason) for reason in c.WRITE_DROP_REASONS}
     full = reasons.pop("full")
-    return Alert(
-        name="MetricsWritesDropped",
+    return above(
+        "MetricsWritesDropped",
         # Any dropped write: a value that could not reach the multiprocess directory is
         # missing from every scrape until it can, so charts and alerts undercount now.
-        expr=f"{recording.writes_dropped_increase(cfg)}\n> 0",
+        recording.writes_dropped_increase(cfg),
+        0,
         for_=for_,
         # The API serves every request; its numbers are wrong: a ticket, not a page.
         severity="warning",
@@ -166,11 +167,12 @@ def samples_folded(cfg: config.Config) -> Alert:
         m.name: target(cfg, metric=m.name) for m in (c.HTTP_REQUESTS, c.HTTP_REQUEST_DURATION)
     }
     hot = metrics.pop(c.HTTP_REQUEST_DURATION.name)
-    return Alert(
-        name="MetricsSamplesFolded",
+    return above(
+        "MetricsSamplesFolded",
         # Any folded observation: the metric is at its series cap, and every label set
         # new since then is merged into route="other".
-        expr=f"{recording.folded_samples_increase(cfg)}\n> 0",
+        recording.folded_samples_increase(cfg),
+        0,
         for_=for_,
         # Totals stay right, but a route born past the cap (or its first 5xx) shows only
         # under "other": route panels, route alerts and route-scoped SLOs miss it.

@@ -18,8 +18,14 @@ import math
 from genonaut_monitoring import config
 from genonaut_monitoring.alerts import recording
 from genonaut_monitoring.alerts.cases import Cases, Counter, Expect, Gauge, Scenario, target
-from genonaut_monitoring.alerts.factories import above, absent_alert, down_alert
-from genonaut_monitoring.alerts.model import Alert, Group, Panel, seconds
+from genonaut_monitoring.alerts.factories import (
+    above,
+    absent_alert,
+    counting_cases,
+    down_alert,
+    up_cases,
+)
+from genonaut_monitoring.alerts.model import Alert, Group, Panel
 from genonaut_monitoring.alerts.promql import series
 from genonaut_monitoring.config import fmt_ratio, fmt_seconds
 from genonaut_monitoring.exporters import catalogue as c
@@ -70,7 +76,6 @@ def database(cfg: config.Config, datname: str = CASE_DATABASE) -> dict[str, str]
 
 
 def postgres_down(cfg: config.Config) -> Alert:
-    up = exporter(cfg)
     return Alert(
         name="PostgresDown",
         # pg_up is the exporter's own verdict: it answered the scrape but could not connect.
@@ -84,28 +89,27 @@ def postgres_down(cfg: config.Config) -> Alert:
             "refuses the monitoring role, or is unreachable from the exporter."
         ),
         panel=Panel("postgres", "PostgreSQL up"),
-        cases=Cases(
-            fires=Scenario(
-                "the exporter cannot connect", [Gauge(pg.PG_UP.name, up, 0)], [Expect(up, 0)]
-            ),
-            quiet=[Scenario("the exporter is connected", [Gauge(pg.PG_UP.name, up, 1)])],
+        cases=up_cases(
+            pg.PG_UP.name,
+            exporter(cfg),
+            down="the exporter cannot connect",
+            up="the exporter is connected",
         ),
     )
 
 
 def exporter_down(cfg: config.Config) -> Alert:
-    up = exporter(cfg)
     return down_alert(
         "PostgresExporterDown",
         "PostgreSQL exporter",
         selector(cfg),
         for_=cfg.durations.postgres_exporter_down,
         panel=Panel("postgres", "PostgreSQL up"),
-        cases=Cases(
-            fires=Scenario(
-                "every scrape of the exporter fails", [Gauge(c.UP.name, up, 0)], [Expect(up, 0)]
-            ),
-            quiet=[Scenario("every scrape of the exporter succeeds", [Gauge(c.UP.name, up, 1)])],
+        cases=up_cases(
+            c.UP.name,
+            exporter(cfg),
+            down="every scrape of the exporter fails",
+            up="every scrape of the exporter succeeds",
         ),
     )
 
@@ -170,8 +174,7 @@ def too_many_connections(cfg: config.Config) -> Alert:
 
 
 def deadlocks(cfg: config.Config) -> Alert:
-    w, step = cfg.intervals.rate_window, seconds(cfg.intervals.evaluation_interval)
-    name = series(pg.PG_DEADLOCKS)
+    w, name = cfg.intervals.rate_window, series(pg.PG_DEADLOCKS)
 
     def stat_database(datname: str, per_second: float) -> Counter:
         return Counter(name, {**database(cfg, datname), "datid": CASE_DATIDS[datname]}, per_second)
@@ -180,10 +183,11 @@ def deadlocks(cfg: config.Config) -> Alert:
         # The sum by database drops datid, which the alert has no use for.
         return [stat_database(CASE_DATABASE, per_second), stat_database(CASE_OTHER_DATABASE, 0)]
 
-    return Alert(
-        name="PostgresDeadlocks",
+    return above(
+        "PostgresDeadlocks",
         # Any deadlock means PostgreSQL aborted a transaction that the app saw fail.
-        expr=f"{recording.pg_deadlocks_increase(cfg)}\n> 0",
+        recording.pg_deadlocks_increase(cfg),
+        0,
         for_=cfg.durations.postgres_deadlocks,
         severity="warning",
         summary="PostgreSQL aborted transactions caught in a deadlock.",
@@ -192,13 +196,12 @@ def deadlocks(cfg: config.Config) -> Alert:
             f"{{{{ $labels.server }}}} in the last {w}."
         ),
         panel=Panel("postgres", "Deadlocks"),
-        cases=Cases(
-            fires=Scenario(
-                "one deadlock happens every evaluation interval",
-                deadlocking(1 / step),
-                [Expect(database(cfg), seconds(w) / step)],
-            ),
-            quiet=[Scenario("no deadlock happens", deadlocking(0))],
+        cases=counting_cases(
+            cfg,
+            deadlocking,
+            database(cfg),
+            fires="one deadlock happens every evaluation interval",
+            quiet="no deadlock happens",
         ),
     )
 

@@ -5,7 +5,7 @@ the operation part names it (``rate5m`` by default, ``rate10s`` in the test
 profile): a name never claims a window it does not hold. Use the functions here
 to get a name, never type one.
 
-    >>> from config import CONFIG
+    >>> from genonaut_monitoring.config import CONFIG
     >>> http_error_ratio(CONFIG)
     'job:http_requests_5xx:ratio_rate5m'
 """
@@ -22,8 +22,19 @@ from genonaut_monitoring.exporters import catalogue as c
 QUANTILE = 0.95
 
 
+def _counted(level: str, spec: c.MetricSpec, operations: str) -> str:
+    """``level:<counter>:operations``: the name of a rule over counter ``spec``, which
+    drops the counter's ``_total`` as the naming convention asks."""
+    return f"{level}:{series(spec).removesuffix('_total')}:{operations}"
+
+
+def _increase_suffix(cfg: config.Config) -> str:
+    """``increase5m`` for a 5m rate window, as :func:`window_suffix` is for rates."""
+    return f"increase{cfg.intervals.rate_window}"
+
+
 def http_requests_rate(cfg: config.Config) -> str:
-    return f"job_route_status:{series(c.HTTP_REQUESTS).removesuffix('_total')}:{window_suffix(cfg)}"
+    return _counted("job_route_status", c.HTTP_REQUESTS, window_suffix(cfg))
 
 
 def http_error_ratio(cfg: config.Config) -> str:
@@ -66,13 +77,11 @@ def db_duration_p95(cfg: config.Config) -> str:
 
 
 def db_slow_queries_rate(cfg: config.Config) -> str:
-    name = series(c.DB_SLOW_QUERIES).removesuffix("_total")
-    return f"job_operation_table:{name}:{window_suffix(cfg)}"
+    return _counted("job_operation_table", c.DB_SLOW_QUERIES, window_suffix(cfg))
 
 
 def db_errors_rate(cfg: config.Config) -> str:
-    name = series(c.DB_QUERY_ERRORS).removesuffix("_total")
-    return f"job_operation_table:{name}:{window_suffix(cfg)}"
+    return _counted("job_operation_table", c.DB_QUERY_ERRORS, window_suffix(cfg))
 
 
 def db_queries_rate(cfg: config.Config) -> str:
@@ -80,30 +89,25 @@ def db_queries_rate(cfg: config.Config) -> str:
 
 
 def db_faults_rate(cfg: config.Config) -> str:
-    name = series(c.DB_ERRORS).removesuffix("_total")
-    return f"job_pool_kind:{name}:{window_suffix(cfg)}"
+    return _counted("job_pool_kind", c.DB_ERRORS, window_suffix(cfg))
 
 
 def checkout_timeouts_increase(cfg: config.Config) -> str:
-    name = series(c.DB_POOL_CHECKOUT_TIMEOUTS).removesuffix("_total")
-    return f"job_instance_pool:{name}:increase{cfg.intervals.rate_window}"
+    return _counted("job_instance_pool", c.DB_POOL_CHECKOUT_TIMEOUTS, _increase_suffix(cfg))
 
 
 def writes_dropped_increase(cfg: config.Config) -> str:
-    name = series(c.METRICS_WRITES_DROPPED).removesuffix("_total")
-    return f"job_instance_reason:{name}:increase{cfg.intervals.rate_window}"
+    return _counted("job_instance_reason", c.METRICS_WRITES_DROPPED, _increase_suffix(cfg))
 
 
 def folded_samples_increase(cfg: config.Config) -> str:
-    name = series(c.FOLDED_SAMPLES).removesuffix("_total")
-    return f"job_metric:{name}:increase{cfg.intervals.rate_window}"
+    return _counted("job_metric", c.FOLDED_SAMPLES, _increase_suffix(cfg))
 
 
 def pg_deadlocks_increase(cfg: config.Config) -> str:
     from genonaut_monitoring.exporters import pgmetrics
 
-    name = series(pgmetrics.PG_DEADLOCKS)
-    return f"job_instance_server_datname:{name}:increase{cfg.intervals.rate_window}"
+    return _counted("job_instance_server_datname", pgmetrics.PG_DEADLOCKS, _increase_suffix(cfg))
 
 
 def pool_saturation(cfg: config.Config) -> str:
@@ -120,6 +124,22 @@ def _rate(
 ) -> Record:
     """A per-second rate summed ``by`` the given labels, which are the ones it keeps."""
     return Record(name, _rate_by(cfg, spec, suffix, by), frozenset(by), why)
+
+
+def _increase(
+    cfg: config.Config,
+    name: str,
+    spec: c.MetricSpec,
+    by: tuple[str, ...],
+    why: str,
+    selector: str | None = None,
+) -> Record:
+    """The increase of counter ``spec`` over the rate window, summed ``by`` the labels it
+    keeps, of the configured jobs (or of the series ``selector`` picks)."""
+    picked = job_selector(cfg) if selector is None else selector
+    window = cfg.intervals.rate_window
+    expr = f"sum by ({', '.join(by)}) (\n  increase({series(spec)}{picked}[{window}])\n)"
+    return Record(name, expr, frozenset(by), why)
 
 
 def _p95(name: str, buckets: Record, why: str) -> Record:
@@ -239,29 +259,29 @@ def rules(cfg: config.Config) -> list[Record]:
             f"Database faults per second over {w} (connection, pool timeout, statement): "
             "DatabaseQueryErrors and the Database errors panel.",
         ),
-        Record(
+        _increase(
+            cfg,
             checkout_timeouts_increase(cfg),
-            f"sum by (job, instance, pool) (\n  increase({series(c.DB_POOL_CHECKOUT_TIMEOUTS)}"
-            f"{job_selector(cfg)}[{w}])\n)",
-            frozenset({"job", "instance", "pool"}),
+            c.DB_POOL_CHECKOUT_TIMEOUTS,
+            ("job", "instance", "pool"),
             f"Checkouts that timed out in the last {w}: DatabasePoolCheckoutTimeouts and the "
             "Pool checkout timeouts panel.",
         ),
-        Record(
+        _increase(
+            cfg,
             writes_dropped_increase(cfg),
+            c.METRICS_WRITES_DROPPED,
             # Per instance: the multiprocess directory that is full or unwritable is a host's.
-            f"sum by (job, instance, reason) (\n  increase({series(c.METRICS_WRITES_DROPPED)}"
-            f"{job_selector(cfg)}[{w}])\n)",
-            frozenset({"job", "instance", "reason"}),
+            ("job", "instance", "reason"),
             f"Metric writes dropped in the last {w}, by reason: MetricsWritesDropped and the "
             "Metric writes dropped panel.",
         ),
-        Record(
+        _increase(
+            cfg,
             folded_samples_increase(cfg),
+            c.FOLDED_SAMPLES,
             # Per job: the series cap is the app's, and every instance reaches it alike.
-            f"sum by (job, metric) (\n  increase({series(c.FOLDED_SAMPLES)}"
-            f"{job_selector(cfg)}[{w}])\n)",
-            frozenset({"job", "metric"}),
+            ("job", "metric"),
             f'Observations folded into route="other" in the last {w}, by metric: '
             "MetricsSamplesFolded and the Samples folded panel.",
         ),
@@ -283,15 +303,15 @@ def _postgres(cfg: config.Config) -> list[Record]:
     PostgreSQL dashboard draws them whatever the config)."""
     from genonaut_monitoring.exporters import pgmetrics
 
-    w, job = cfg.intervals.rate_window, json.dumps(cfg.postgres.job)
-    by = ("job", "instance", "server", "datname")
+    w = cfg.intervals.rate_window
     return [
-        Record(
+        _increase(
+            cfg,
             pg_deadlocks_increase(cfg),
-            f"sum by ({', '.join(by)}) (\n  increase({series(pgmetrics.PG_DEADLOCKS)}"
-            f"{{job={job}}}[{w}])\n)",
-            frozenset(by),
+            pgmetrics.PG_DEADLOCKS,
+            ("job", "instance", "server", "datname"),
             f"Deadlocks per database in the last {w}: PostgresDeadlocks and its panel.",
+            selector=f"{{job={json.dumps(cfg.postgres.job)}}}",
         )
     ]
 

@@ -6,7 +6,7 @@ gets a datasource, a unit, a description and thresholds in the modern
 heatmaps, tables and targets emit pre-8.0 fields; the subclasses here emit the
 current ones instead.
 
-    >>> from exporters import catalogue as c
+    >>> from genonaut_monitoring.exporters import catalogue as c
     >>> quantile(0.95, c.HTTP_REQUEST_DURATION, by=("route",))
     'histogram_quantile(0.95, sum by (le, route) (rate(http_request_duration_seconds_bucket{job="$job",instance=~"$instance"}[$__rate_interval])))'
 """  # noqa: E501
@@ -151,10 +151,6 @@ def below(limit: float) -> list[Step]:
 
 
 NEUTRAL: list[Step] = [{"color": OK, "value": None}]
-
-
-def _thresholds(steps: list[Step]) -> dict[str, Any]:
-    return {"mode": "absolute", "steps": steps}
 
 
 # --- targets ------------------------------------------------------------------

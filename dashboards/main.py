@@ -16,11 +16,10 @@ from genonaut_monitoring.exporters import catalogue as m
 HTTP = ("route",)
 
 
-def _recorded_quantile(
-    q: float, buckets: str, by: tuple[str, ...] = (), route: bool = False
-) -> str:
-    """A quantile of a bucket-rate recording rule: the alert rules' window."""
-    return f"histogram_quantile({q}, {c.sum_by(('le', *by), c.recorded(buckets, route=route))})"
+def _recorded_p95(buckets: str, by: tuple[str, ...] = (), route: bool = False) -> str:
+    """The alerts' quantile (p95) of a bucket-rate recording rule: their window too."""
+    inner = c.sum_by(("le", *by), c.recorded(buckets, route=route))
+    return f"histogram_quantile({r.QUANTILE}, {inner})"
 
 
 def request_rate(cfg: config.Config) -> g.Panel:
@@ -113,7 +112,7 @@ def p95_now(cfg: config.Config) -> g.Panel:
         "95th percentile response time over all selected routes; red from "
         f"{fmt_seconds(cfg.thresholds.latency_p95_seconds)}, the ApiHighLatency threshold. "
         f"{c.alert_window(cfg)}",
-        _recorded_quantile(0.95, r.http_duration_buckets(cfg), route=True),
+        _recorded_p95(r.http_duration_buckets(cfg), route=True),
         unit="s",
         steps=c.above(cfg.thresholds.latency_p95_seconds),
     )
@@ -126,7 +125,7 @@ def targets_up(cfg: config.Config) -> g.Panel:
         f"Zero means the API is down or unreachable (ApiTargetDown). {c.SCRAPE_WINDOW}",
         c.sum_by((), c.selector(c.UP)),
         unit="none",
-        steps=[{"color": c.BAD, "value": None}, {"color": c.OK, "value": 1}],
+        steps=c.below(1),
     )
 
 
@@ -258,7 +257,7 @@ def db_summary(cfg: config.Config) -> g.Panel:
         f"{c.alert_window(cfg)}",
         [
             c.Query(
-                _recorded_quantile(0.95, r.db_duration_buckets(cfg), by=("operation",)),
+                _recorded_p95(r.db_duration_buckets(cfg), by=("operation",)),
                 "{{operation}}",
             )
         ],
@@ -277,7 +276,7 @@ def pagination_summary(cfg: config.Config) -> g.Panel:
         f"{c.alert_window(cfg)}",
         [
             c.Query(
-                _recorded_quantile(0.95, r.pagination_query_buckets(cfg), by=("mode",), route=True),
+                _recorded_p95(r.pagination_query_buckets(cfg), by=("mode",), route=True),
                 "{{mode}}",
             )
         ],

@@ -16,7 +16,6 @@ import grafanalib.core as g
 
 from genonaut_monitoring import config
 from genonaut_monitoring.alerts import recording as r
-from genonaut_monitoring.alerts.promql import series
 from genonaut_monitoring.config import fmt_ratio, fmt_seconds
 from genonaut_monitoring.dashboards import common as c
 from genonaut_monitoring.exporters import pgmetrics as pg
@@ -28,11 +27,17 @@ DATABASE = 'datname=~"$datname"'
 SERVER = ("instance", "server")
 
 
-def _in_databases(spec: MetricSpec, *matchers: str) -> str:
-    return c.selector(spec, DATABASE, *matchers)
+def _in_databases(spec: MetricSpec) -> str:
+    return c.selector(spec, DATABASE)
+
+
+def _per_database(spec: MetricSpec) -> str:
+    """Gauge ``spec`` summed per selected database."""
+    return c.sum_by(("datname",), _in_databases(spec))
 
 
 def _by_database(spec: MetricSpec) -> str:
+    """The rate of counter ``spec`` summed per selected database."""
     return c.sum_by(("datname",), c.rate(spec, DATABASE))
 
 
@@ -91,12 +96,8 @@ def lock_waits(cfg: config.Config) -> g.Panel:
         "PostgresLockWaits; the runbook shows how to find the blocking session and its route. "
         f"{c.SCRAPE_WINDOW}",
         [
-            c.Query(
-                c.sum_by(("datname",), _in_databases(pg.PG_LOCK_WAITS_MAX)), "{{datname}} longest"
-            ),
-            c.Query(
-                c.sum_by(("datname",), _in_databases(pg.PG_LOCK_WAITS)), "{{datname}} sessions"
-            ),
+            c.Query(_per_database(pg.PG_LOCK_WAITS_MAX), "{{datname}} longest"),
+            c.Query(_per_database(pg.PG_LOCK_WAITS), "{{datname}} sessions"),
         ],
         unit="s",
         steps=c.above(t),
@@ -163,7 +164,7 @@ def longest_transaction(cfg: config.Config) -> g.Panel:
         f"left out). Above the dashed line ({fmt_seconds(t)}) for "
         f"{cfg.durations.postgres_long_transaction} fires PostgresLongTransaction. "
         f"{c.SCRAPE_WINDOW}",
-        [c.Query(c.sum_by(("datname",), _in_databases(pg.PG_OLDEST_TRANSACTION)), "{{datname}}")],
+        [c.Query(_per_database(pg.PG_OLDEST_TRANSACTION), "{{datname}}")],
         unit="s",
         steps=c.above(t),
     )
@@ -177,12 +178,7 @@ def longest_idle_in_transaction(cfg: config.Config) -> g.Panel:
         "an application that forgot to commit. Above the dashed line "
         f"({fmt_seconds(t)}) for {cfg.durations.postgres_idle_in_transaction} fires "
         f"PostgresIdleInTransaction. {c.SCRAPE_WINDOW}",
-        [
-            c.Query(
-                c.sum_by(("datname",), _in_databases(pg.PG_IDLE_IN_TRANSACTION_MAX)),
-                "{{datname}}",
-            )
-        ],
+        [c.Query(_per_database(pg.PG_IDLE_IN_TRANSACTION_MAX), "{{datname}}")],
         unit="s",
         steps=c.above(t),
     )
@@ -192,7 +188,7 @@ def database_size(cfg: config.Config) -> g.Panel:
     return c.timeseries(
         "Database size",
         f"Disk space used by each selected database. {c.SCRAPE_WINDOW}",
-        [c.Query(c.sum_by(("datname",), _in_databases(pg.PG_DATABASE_SIZE)), "{{datname}}")],
+        [c.Query(_per_database(pg.PG_DATABASE_SIZE), "{{datname}}")],
         unit="bytes",
     )
 
@@ -218,15 +214,13 @@ def top_statements(cfg: config.Config) -> g.Panel:
 
 def variables(cfg: config.Config) -> list[c.Variable]:
     """Datasource, the exporter's job and instances, and the databases to show."""
-    up_series = series(pg.PG_UP)
     return [
         c.datasource_variable(cfg.grafana.prometheus_uid, cfg.grafana.prometheus_name),
-        c.Variable(
+        c.label_variable(
             "job",
-            "Job",
-            "query",
-            f"label_values({up_series}{{job={json.dumps(cfg.postgres.job)}}}, job)",
+            pg.PG_UP,
             "Prometheus job of postgres_exporter.",
+            f"job={json.dumps(cfg.postgres.job)}",
             current=cfg.postgres.job,
         ),
         c.label_variable(

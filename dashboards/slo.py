@@ -29,6 +29,16 @@ def _now_window(cfg: config.Config) -> str:
     return (a.page or a.ticket)[0].long if (a.page or a.ticket) else slo.base_window(cfg)
 
 
+def _burn(window: str) -> str:
+    """The burn rate of the selected SLO over ``window``, from its recording rules."""
+    return slo.burn_rate_of(slo.error_ratio(window), ONE)
+
+
+def _slowest_page(cfg: config.Config) -> float:
+    """The smallest page factor: the burn rate from which the page can fire (1 if none)."""
+    return min((r.factor for r in cfg.slo_alerting.page), default=1.0)
+
+
 def objective(cfg: config.Config) -> g.Panel:
     return c.stat(
         "Objective",
@@ -64,9 +74,9 @@ def burn_now(cfg: config.Config) -> g.Panel:
         "Burn rate now",
         f"How fast the budget burns over the last {window}: 1x spends exactly the budget in "
         f"{cfg.slo_alerting.period}. Red from the slowest page factor "
-        f"({fmt_number(min((r.factor for r in cfg.slo_alerting.page), default=1))}x). "
+        f"({fmt_number(_slowest_page(cfg))}x). "
         f"{c.WINDOW}the last {window}, from its recording rule.",
-        slo.burn_rate_of(slo.error_ratio(window), ONE),
+        _burn(window),
         unit="suffix:x",
         steps=_burn_steps(cfg.slo_alerting.page, c.BAD),
     )
@@ -74,17 +84,16 @@ def burn_now(cfg: config.Config) -> g.Panel:
 
 def exhaustion(cfg: config.Config) -> g.Panel:
     window, period = _now_window(cfg), seconds(cfg.slo_alerting.period)
-    slowest_page = min((r.factor for r in cfg.slo_alerting.page), default=1.0)
+    slowest_page = _slowest_page(cfg)
     cap = f"{period:.0f}"
     left = f"clamp_min({_budget_left_expr(cfg)}, 0) * {cap}"
-    burn = slo.burn_rate_of(slo.error_ratio(window), ONE)
     return c.stat(
         "Time to budget exhaustion",
         f"How long the budget left lasts at the burn rate of the last {window}, capped at the "
         f"period ({cfg.slo_alerting.period}): at or beyond it, the budget outlasts the period. "
         f"Red below {slo.lasts(cfg, slowest_page)}, where the page starts. "
         f"{c.WINDOW}the last {window}.",
-        f"clamp_max(\n  {left}\n  / {JOIN}\n  ({burn}),\n  {cap}\n)",
+        f"clamp_max(\n  {left}\n  / {JOIN}\n  ({_burn(window)}),\n  {cap}\n)",
         unit="s",
         steps=c.below(period / slowest_page),
     )
@@ -110,7 +119,7 @@ def _burn_panel(title: str, alert: str, rates: tuple[BurnRate, ...], colour: str
         f"it exactly over the period). It fires when {slo.conditions(rates)}: both windows "
         "of a pair above the dashed line of its factor. "
         f"{c.WINDOW}each window the alert reads, from the same recording rules.",
-        [c.Query(slo.burn_rate_of(slo.error_ratio(w), ONE), w) for w in _windows_of(rates)],
+        [c.Query(_burn(w), w) for w in _windows_of(rates)],
         unit="suffix:x",
         steps=_burn_steps(rates, colour),
     )
