@@ -22,6 +22,8 @@ from genonaut_monitoring.exporters import pgmetrics as pg
 from genonaut_monitoring.exporters.catalogue import MetricSpec
 
 TITLE = "PostgreSQL server"
+# Rows of the top statements table: the most expensive of those the exporter exports.
+SHOWN_STATEMENTS = 10
 DATABASE = 'datname=~"$datname"'
 # One PostgreSQL per exporter target; ``server`` is the exporter's name for it.
 SERVER = ("instance", "server")
@@ -195,14 +197,16 @@ def database_size(cfg: config.Config) -> g.Panel:
 
 def top_statements(cfg: config.Config) -> g.Panel:
     seconds = c.increase(pg.PG_STATEMENT_SECONDS, DATABASE)
+    shown = min(SHOWN_STATEMENTS, cfg.postgres.top_statements)
     return c.table(
         "Top statements by total time",
-        "The normalised statements that spent the most time executing over the dashboard's "
-        f"time range (top {cfg.postgres.top_statements} by total time as exported). Needs "
+        f"The {shown} normalised statements that spent the most time executing "
+        "over the dashboard's time range, of the "
+        f"{cfg.postgres.top_statements} the exporter exports (the top by total time). Needs "
         "pg_stat_statements loaded (shared_preload_libraries) and created; empty otherwise. "
         f"{c.RANGE_WINDOW}",
         c.Query(
-            f"topk(10, {c.sum_by(('datname', 'queryid', 'query'), seconds)})",
+            f"topk({shown}, {c.sum_by(('datname', 'queryid', 'query'), seconds)})",
             "{{query}}",
             instant=True,
             table=True,
