@@ -20,9 +20,8 @@ from genonaut_monitoring.alerts.cases import (
     quantile_in,
     target,
 )
-from genonaut_monitoring.alerts.factories import above, counting_cases
+from genonaut_monitoring.alerts.factories import EARLIER, Told, above, increase_cases
 from genonaut_monitoring.alerts.model import Alert, Group, Panel
-from genonaut_monitoring.alerts.promql import series
 from genonaut_monitoring.config import fmt_number, fmt_ratio, fmt_seconds
 from genonaut_monitoring.exporters import catalogue as c
 
@@ -187,18 +186,13 @@ def pool_near_exhaustion(cfg: config.Config) -> Alert:
 
 
 def pool_checkout_timeouts(cfg: config.Config) -> Alert:
-    w, timeouts = cfg.intervals.rate_window, series(c.DB_POOL_CHECKOUT_TIMEOUTS)
-    pool = target(cfg, pool="default")
-
-    def timing_out(per_second: float) -> list[Counter]:
-        return [Counter(timeouts, pool, per_second)]
-
+    w, for_ = cfg.intervals.rate_window, cfg.durations.database_pool_checkout_timeouts
     return above(
         "DatabasePoolCheckoutTimeouts",
         # Any timeout means a request waited the whole pool timeout and then failed.
         recording.checkout_timeouts_increase(cfg),
         0,
-        for_=cfg.durations.database_pool_checkout_timeouts,
+        for_=for_,
         severity="critical",
         summary="Requests time out waiting for a free database connection.",
         description=(
@@ -206,12 +200,19 @@ def pool_checkout_timeouts(cfg: config.Config) -> Alert:
             f"{{{{ $labels.instance }}}} timed out in the last {w}."
         ),
         panel=Panel("database", "Pool checkout timeouts"),
-        cases=counting_cases(
+        cases=increase_cases(
             cfg,
-            timing_out,
-            pool,
-            fires="one checkout times out every evaluation interval",
-            quiet="no checkout times out",
+            c.DB_POOL_CHECKOUT_TIMEOUTS,
+            target(cfg, pool="default"),
+            [],
+            ("job", "instance", "pool"),
+            for_,
+            Told(
+                fires="one checkout times out every evaluation interval",
+                none="no checkout times out",
+                flat=f"{EARLIER} checkouts timed out before the window and none since",
+                restart=f"the app restarts after {EARLIER} checkouts timed out, and none since",
+            ),
         ),
     )
 

@@ -5,7 +5,7 @@ of a health gauge at 0."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from genonaut_monitoring import config
@@ -146,27 +146,6 @@ def up_cases(metric: str, labels: Mapping[str, str], *, down: str, up: str) -> C
     return Cases(
         fires=Scenario(down, [Gauge(metric, labels, 0)], [Expect(labels, 0)]),
         quiet=[Scenario(up, [Gauge(metric, labels, 1)])],
-    )
-
-
-def counting_cases(
-    cfg: config.Config,
-    counting: Callable[[float], Sequence[Series]],
-    labels: Mapping[str, str],
-    *,
-    fires: str,
-    quiet: str,
-) -> Cases:
-    """Cases for an alert on any increase of a counter within the rate window.
-
-    ``counting(per_second)`` is the input; it fires at one count every evaluation
-    interval (``fires``), with ``labels`` and one count per interval of the window,
-    and stays silent when nothing is counted (``quiet``).
-    """
-    w, step = cfg.intervals.rate_window, seconds(cfg.intervals.evaluation_interval)
-    return Cases(
-        fires=Scenario(fires, counting(1 / step), [Expect(labels, seconds(w) / step)]),
-        quiet=[Scenario(quiet, counting(0))],
     )
 
 

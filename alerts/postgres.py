@@ -17,12 +17,14 @@ import math
 
 from genonaut_monitoring import config
 from genonaut_monitoring.alerts import recording
-from genonaut_monitoring.alerts.cases import Cases, Counter, Expect, Gauge, Scenario, target
+from genonaut_monitoring.alerts.cases import Cases, Expect, Gauge, Scenario, target
 from genonaut_monitoring.alerts.factories import (
+    EARLIER,
+    Told,
     above,
     absent_alert,
-    counting_cases,
     down_alert,
+    increase_cases,
     up_cases,
 )
 from genonaut_monitoring.alerts.model import Alert, Group, Panel
@@ -174,21 +176,17 @@ def too_many_connections(cfg: config.Config) -> Alert:
 
 
 def deadlocks(cfg: config.Config) -> Alert:
-    w, name = cfg.intervals.rate_window, series(pg.PG_DEADLOCKS)
+    w, for_ = cfg.intervals.rate_window, cfg.durations.postgres_deadlocks
 
-    def stat_database(datname: str, per_second: float) -> Counter:
-        return Counter(name, {**database(cfg, datname), "datid": CASE_DATIDS[datname]}, per_second)
-
-    def deadlocking(per_second: float) -> list[Counter]:
-        # The sum by database drops datid, which the alert has no use for.
-        return [stat_database(CASE_DATABASE, per_second), stat_database(CASE_OTHER_DATABASE, 0)]
+    def stat_database(datname: str) -> dict[str, str]:
+        return {**database(cfg, datname), "datid": CASE_DATIDS[datname]}
 
     return above(
         "PostgresDeadlocks",
         # Any deadlock means PostgreSQL aborted a transaction that the app saw fail.
         recording.pg_deadlocks_increase(cfg),
         0,
-        for_=cfg.durations.postgres_deadlocks,
+        for_=for_,
         severity="warning",
         summary="PostgreSQL aborted transactions caught in a deadlock.",
         description=(
@@ -196,12 +194,20 @@ def deadlocks(cfg: config.Config) -> Alert:
             f"{{{{ $labels.server }}}} in the last {w}."
         ),
         panel=Panel("postgres", "Deadlocks"),
-        cases=counting_cases(
+        cases=increase_cases(
             cfg,
-            deadlocking,
-            database(cfg),
-            fires="one deadlock happens every evaluation interval",
-            quiet="no deadlock happens",
+            pg.PG_DEADLOCKS,
+            stat_database(CASE_DATABASE),
+            [stat_database(CASE_OTHER_DATABASE)],
+            # The sum by database drops datid, which the alert has no use for.
+            tuple(database(cfg)),
+            for_,
+            Told(
+                fires="one deadlock happens every evaluation interval",
+                none="no deadlock happens",
+                flat=f"{EARLIER} deadlocks happened before the window and none since",
+                restart=f"PostgreSQL restarts after {EARLIER} deadlocks, and has none since",
+            ),
         ),
     )
 
